@@ -1,0 +1,71 @@
+"""FastAPI dependencies: the database session, the current user, and the shared Redis client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlmodel import Session
+
+from shared import auth
+from shared.config import Settings, get_settings
+from shared.db import get_engine
+from shared.errors import Forbidden
+from shared.models import User
+
+
+def get_db() -> Iterator[Session]:
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def resolve_user(session: Session, settings: Settings, token: str | None) -> User:
+    """The caller: the token's owner; in open mode (local development) the local user."""
+    if settings.auth_mode == "open" and not token:
+        return auth.ensure_user(session, auth.LOCAL_USER, is_admin=True)
+    return auth.authenticate(session, token)
+
+
+def get_current_user(request: Request, session: SessionDep, settings: SettingsDep) -> User:
+    user = resolve_user(session, settings, bearer_token(request.headers.get("authorization")))
+    # Detached copies are used after the session closes; make sure the fields are loaded.
+    session.flush()
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_admin(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise Forbidden("Only administrators can do this")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin)]
+
+
+def get_redis(request: Request) -> Redis:
+    redis: Redis = request.app.state.redis
+    return redis
+
+
+RedisDep = Annotated[Redis, Depends(get_redis)]

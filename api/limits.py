@@ -1,0 +1,41 @@
+"""Per-user limits on turns: a rate per minute (Redis counter) and a concurrency cap (database)."""
+
+from __future__ import annotations
+
+import time
+
+from redis.asyncio import Redis
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from shared.channels import rate_key
+from shared.config import Settings
+from shared.errors import RateLimited
+from shared.models import ACTIVE_TURN_STATUSES, Turn
+
+
+async def check_turn_allowed(redis: Redis, settings: Settings, user_id: int) -> None:
+    """Fixed one-minute windows: cheap, shared by all API processes, good enough for fairness."""
+    key = rate_key(user_id, int(time.time() // 60))
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, 120)
+        count, _ = await pipe.execute()
+    if int(count) > settings.turns_per_minute:
+        raise RateLimited(
+            f"Too many messages: the limit is {settings.turns_per_minute} per minute"
+        )
+
+
+def check_concurrent_turns(session: Session, settings: Settings, user_id: int) -> None:
+    running = session.exec(
+        select(func.count(col(Turn.id))).where(
+            Turn.user_id == user_id,
+            col(Turn.status).in_([s.value for s in ACTIVE_TURN_STATUSES]),
+        )
+    ).one()
+    if running >= settings.max_concurrent_turns_per_user:
+        raise RateLimited(
+            "Too many replies in progress: the limit is "
+            f"{settings.max_concurrent_turns_per_user} at once"
+        )

@@ -1,0 +1,114 @@
+"""Conversations of a project, at autocoder's paths and in its shapes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import CurrentUser, RedisDep, SessionDep, SettingsDep
+from api.schemas import (
+    ConversationDetail,
+    ConversationMessage,
+    ConversationSummary,
+    Success,
+    TurnPublic,
+    iso,
+)
+from api.turns import cancel_turn
+from shared import conversations as convs
+from shared import projects
+from shared.db import session_scope
+from shared.models import Conversation, Turn
+
+router = APIRouter(prefix="/api/assistant/conversations", tags=["assistant-chat"])
+
+
+def _summary(conv: Conversation, count: int) -> ConversationSummary:
+    assert conv.id is not None
+    return ConversationSummary(
+        id=conv.id, project_name=conv.project_name, title=conv.title,
+        created_at=iso(conv.created_at), updated_at=iso(conv.updated_at), message_count=count,
+    )
+
+
+@router.get("/{project_name}", response_model=list[ConversationSummary])
+def list_conversations(
+    project_name: str, session: SessionDep, user: CurrentUser
+) -> list[ConversationSummary]:
+    """List your conversations about a project, most recently active first."""
+    projects.get_project(session, project_name)
+    assert user.id is not None
+    return [
+        _summary(s.conversation, s.message_count)
+        for s in convs.list_conversations(session, project_name, user.id)
+    ]
+
+
+@router.post("/{project_name}", response_model=ConversationSummary)
+def create_conversation(
+    project_name: str, session: SessionDep, user: CurrentUser
+) -> ConversationSummary:
+    """Create an empty conversation about a project."""
+    projects.get_project(session, project_name)
+    assert user.id is not None
+    return _summary(convs.create_conversation(session, project_name, user.id), 0)
+
+
+@router.get("/{project_name}/{conversation_id}", response_model=ConversationDetail)
+def get_conversation(
+    project_name: str, conversation_id: int, session: SessionDep, user: CurrentUser
+) -> ConversationDetail:
+    """A conversation with all its messages (replies still streaming show their text so far)."""
+    projects.get_project(session, project_name)
+    assert user.id is not None
+    conv = convs.get_conversation(session, conversation_id, project_name, user.id)
+    active = convs.active_turn(session, conversation_id)
+    return ConversationDetail(
+        id=conversation_id, project_name=conv.project_name, title=conv.title,
+        created_at=iso(conv.created_at), updated_at=iso(conv.updated_at),
+        messages=[
+            ConversationMessage(
+                id=m.id or 0, role=m.role, content=m.content, timestamp=iso(m.created_at),
+                status=m.status, tool_calls=m.tool_calls or [], turn_id=m.turn_id,
+            )
+            for m in convs.messages_of(session, conversation_id)
+        ],
+        active_turn_id=active.id if active else None,
+    )
+
+
+@router.delete("/{project_name}/{conversation_id}", response_model=Success)
+def delete_conversation(
+    project_name: str, conversation_id: int, session: SessionDep, user: CurrentUser
+) -> Success:
+    """Delete a conversation and its messages."""
+    projects.get_project(session, project_name)
+    assert user.id is not None
+    convs.delete_conversation(
+        session, convs.get_conversation(session, conversation_id, project_name, user.id)
+    )
+    return Success(message="Conversation deleted")
+
+
+def _owned(project_name: str, conversation_id: int, user_id: int) -> None:
+    with session_scope() as session:
+        projects.get_project(session, project_name)
+        convs.get_conversation(session, conversation_id, project_name, user_id)
+
+
+@router.post("/{project_name}/{conversation_id}/cancel", response_model=TurnPublic)
+async def cancel(
+    project_name: str, conversation_id: int, user: CurrentUser, redis: RedisDep,
+    settings: SettingsDep,
+) -> TurnPublic:
+    """Stop the reply being generated in a conversation (it is kept, marked cancelled)."""
+    from starlette.concurrency import run_in_threadpool
+
+    assert user.id is not None
+    await run_in_threadpool(_owned, project_name, conversation_id, user.id)
+    turn: Turn = await cancel_turn(redis, settings, conversation_id)
+    assert turn.id is not None
+    return TurnPublic(
+        id=turn.id, conversation_id=turn.conversation_id, status=turn.status,
+        attempt=turn.attempt, last_seq=turn.last_seq, error=turn.error,
+        created_at=iso(turn.created_at), finished_at=iso(turn.finished_at),
+    )

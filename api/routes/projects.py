@@ -1,0 +1,35 @@
+"""Registered projects: anyone signed in lists them; administrators add and remove them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import AdminUser, CurrentUser, SessionDep
+from api.schemas import ProjectCreate, ProjectPublic, Success, iso
+from shared import projects
+from shared.models import Project
+
+router = APIRouter(prefix="/api/projects", tags=["projects"])
+
+
+def _public(p: Project) -> ProjectPublic:
+    return ProjectPublic(name=p.name, path=p.path, created_at=iso(p.created_at))
+
+
+@router.get("", response_model=list[ProjectPublic])
+def list_projects(session: SessionDep, _user: CurrentUser) -> list[ProjectPublic]:
+    """List the registered projects."""
+    return [_public(p) for p in projects.list_projects(session)]
+
+
+@router.post("", response_model=ProjectPublic, status_code=201)
+def add_project(body: ProjectCreate, session: SessionDep, _admin: AdminUser) -> ProjectPublic:
+    """Register a project directory (administrators only)."""
+    return _public(projects.add_project(session, body.name, body.path))
+
+
+@router.delete("/{project_name}", response_model=Success)
+def remove_project(project_name: str, session: SessionDep, _admin: AdminUser) -> Success:
+    """Unregister a project (administrators only); its files are never touched."""
+    projects.remove_project(session, project_name)
+    return Success(message="Project removed")

@@ -1,0 +1,83 @@
+"""REST response shapes, kept identical to autocoder's assistant router (fields only added)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).isoformat()
+
+
+class ConversationSummary(BaseModel):
+    id: int
+    project_name: str
+    title: str | None
+    created_at: str | None
+    updated_at: str | None
+    message_count: int
+
+
+class ConversationMessage(BaseModel):
+    id: int
+    role: str
+    content: str
+    timestamp: str | None
+    status: str = "complete"
+    tool_calls: list[dict[str, Any]] = []
+    turn_id: int | None = None
+
+
+class ConversationDetail(BaseModel):
+    id: int
+    project_name: str
+    title: str | None
+    created_at: str | None
+    updated_at: str | None
+    messages: list[ConversationMessage]
+    # Added: the turn still being answered, so a client can re-attach to it.
+    active_turn_id: int | None = None
+
+
+class SessionInfo(BaseModel):
+    project_name: str
+    conversation_id: int | None
+    is_active: bool
+
+
+class Success(BaseModel):
+    success: bool = True
+    message: str
+
+
+class ProjectPublic(BaseModel):
+    name: str
+    path: str
+    created_at: str | None
+
+
+class ProjectCreate(BaseModel):
+    name: str
+    path: str
+
+
+class TurnPublic(BaseModel):
+    id: int
+    conversation_id: int
+    status: str
+    attempt: int
+    last_seq: int
+    error: str | None
+    created_at: str | None
+    finished_at: str | None
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    redis: str

@@ -1,0 +1,203 @@
+"""The `assistant` command: run the API, a worker, or everything at once; manage the registry."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from shared.errors import AssistantError
+
+app = typer.Typer(help="Project assistant: chat with Claude about your projects.", no_args_is_help=True)
+projects_app = typer.Typer(help="Register, list and remove projects.", no_args_is_help=True)
+users_app = typer.Typer(help="Create and list users.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Issue, list and revoke API tokens.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+for sub, name in ((projects_app, "projects"), (users_app, "users"), (tokens_app, "tokens"),
+                  (db_app, "db")):
+    app.add_typer(sub, name=name)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Domain errors become one clear line on stderr and exit status 1, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AssistantError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+def dev(
+    host: Annotated[str, typer.Option(help="Interface for the API")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the API")] = 8000,
+) -> None:
+    """Run everything locally: database, Redis (embedded if unset), the API and one worker."""
+    from cli.dev import run_dev
+
+    run_dev(host, port)
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Run the HTTP/WebSocket API (uvicorn)."""
+    import uvicorn
+
+    from shared.config import get_settings
+
+    uvicorn.run(
+        "api.main:app", host=host, port=port, ws_max_size=get_settings().max_ws_frame_bytes,
+        log_level="info", proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Turns held at once (default ASSISTANT_WORKER_CONCURRENCY)")
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+    hostname: Annotated[str | None, typer.Option(help="Celery node name")] = None,
+) -> None:
+    """Run a Celery worker that runs turns."""
+    from shared.config import get_settings
+    from worker.celery_app import celery_app
+
+    n = concurrency or get_settings().worker_concurrency
+    # Threads, not prefork: a turn waits on the network, and the threads only hand their turn
+    # to the process's event loop and wait, so hundreds per process cost little.
+    argv = ["worker", "--pool=threads", f"--concurrency={n}", f"--loglevel={loglevel}"]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    celery_app.worker_main(argv)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the latest version."""
+    from shared.migrate import upgrade
+
+    upgrade()
+    typer.echo("database is up to date")
+
+
+@projects_app.command("add")
+@friendly
+def projects_add(name: str, path: str) -> None:
+    """Register directory PATH as project NAME."""
+    from shared import projects
+    from shared.db import session_scope
+
+    with session_scope() as session:
+        project = projects.add_project(session, name, path)
+        typer.echo(f"registered {project.name} -> {project.path}")
+
+
+@projects_app.command("list")
+def projects_list() -> None:
+    """List registered projects."""
+    from shared import projects
+    from shared.db import session_scope
+
+    with session_scope() as session:
+        for p in projects.list_projects(session):
+            typer.echo(f"{p.name}\t{p.path}")
+
+
+@projects_app.command("remove")
+@friendly
+def projects_remove(name: str) -> None:
+    """Unregister project NAME (its files are not touched)."""
+    from shared import projects
+    from shared.db import session_scope
+
+    with session_scope() as session:
+        projects.remove_project(session, name)
+    typer.echo(f"removed {name}")
+
+
+@users_app.command("add")
+@friendly
+def users_add(
+    name: str, admin: Annotated[bool, typer.Option("--admin", help="May manage projects")] = False
+) -> None:
+    """Create a user; prints a new API token on the last line."""
+    from shared import auth
+    from shared.db import session_scope
+
+    with session_scope() as session:
+        user = auth.create_user(session, name, is_admin=admin)
+        _, secret = auth.issue_token(session, user, name="initial")
+    typer.echo(f"created user {name}{' (admin)' if admin else ''}; API token (shown once):")
+    typer.echo(secret)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users."""
+    from sqlmodel import select
+
+    from shared.db import session_scope
+    from shared.models import User
+
+    with session_scope() as session:
+        for u in session.exec(select(User).order_by(User.name)).all():
+            typer.echo(f"{u.name}\t{'admin' if u.is_admin else 'user'}")
+
+
+@tokens_app.command("add")
+@friendly
+def tokens_add(user: str, name: Annotated[str, typer.Option(help="A label")] = "") -> None:
+    """Issue a new token for USER; prints it on the last line (it is not stored)."""
+    from shared import auth
+    from shared.db import session_scope
+
+    with session_scope() as session:
+        _, secret = auth.issue_token(session, auth.get_user(session, user), name=name)
+    typer.echo(f"new token for {user} (shown once):")
+    typer.echo(secret)
+
+
+@tokens_app.command("list")
+@friendly
+def tokens_list(user: Annotated[str | None, typer.Argument()] = None) -> None:
+    """List tokens (id, user, prefix, state); never the secrets."""
+    from shared import auth
+    from shared.db import session_scope
+    from shared.models import User
+
+    with session_scope() as session:
+        owner = auth.get_user(session, user) if user else None
+        for t in auth.list_tokens(session, owner):
+            who = session.get(User, t.user_id)
+            state = "revoked" if t.revoked_at else "active"
+            typer.echo(f"{t.id}\t{who.name if who else '?'}\t{t.prefix}...\t{t.name}\t{state}")
+
+
+@tokens_app.command("revoke")
+@friendly
+def tokens_revoke(token_id: int) -> None:
+    """Revoke token TOKEN_ID."""
+    from shared import auth
+    from shared.db import session_scope
+
+    with session_scope() as session:
+        auth.revoke_token(session, token_id)
+    typer.echo(f"revoked token {token_id}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,129 @@
+"""Redis names and the two halves of chunk transport: publishing (worker) and replay (relay).
+
+Every chunk of turn T goes, in one MULTI, to a bounded stream `turn:T:log` (the replay log,
+entry id `SEQ-0`, so "everything after seq N" is one XRANGE) and to the pub/sub channel
+`turn:T` (live). Pub/sub is at-most-once; the log is what makes late subscribers and
+reconnecting clients whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.protocol import Chunk
+
+log = logging.getLogger(__name__)
+
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+SESSION_CONTROL = "assistant:session-control"
+
+
+def turn_channel(turn_id: int) -> str:
+    return f"turn:{turn_id}"
+
+
+def turn_log(turn_id: int) -> str:
+    return f"turn:{turn_id}:log"
+
+
+def cancel_key(turn_id: int) -> str:
+    return f"turn:{turn_id}:cancel"
+
+
+def heartbeat_key(turn_id: int) -> str:
+    return f"turn:{turn_id}:hb"
+
+
+def rate_key(user_id: int, minute: int) -> str:
+    return f"rate:{user_id}:{minute}"
+
+
+def sessions_key(user_id: int) -> str:
+    return f"sessions:{user_id}"
+
+
+class TurnPublisher:
+    """Assigns `seq` and publishes the chunks of one turn run, in order.
+
+    Redis may restart under us: a publish is retried until `retry_s` passes, then dropped
+    (the reply is still persisted in the database, and the relay turns the gap into a clear
+    error). The terminal chunk gets a longer budget because a client waits on it.
+    """
+
+    def __init__(
+        self, redis: Redis, turn_id: int, start_seq: int, maxlen: int, ttl_s: int
+    ) -> None:
+        self.redis = redis
+        self.turn_id = turn_id
+        self.seq = start_seq
+        self.maxlen = maxlen
+        self.ttl_s = ttl_s
+        self._lock = asyncio.Lock()
+
+    async def publish(self, chunk: Chunk, retry_s: float = 5.0) -> int:
+        async with self._lock:
+            self.seq += 1
+            chunk = chunk.model_copy(update={"turn_id": self.turn_id, "seq": self.seq})
+            data = chunk.dump()
+            deadline = time.monotonic() + (max(retry_s, 20.0) if chunk.is_terminal else retry_s)
+            delay = 0.1
+            while True:
+                try:
+                    await self._send(data)
+                    return self.seq
+                except REDIS_ERRORS as exc:
+                    if time.monotonic() >= deadline:
+                        log.warning("turn %s: dropped seq %s: %s", self.turn_id, self.seq, exc)
+                        return self.seq
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+
+    async def _send(self, data: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                turn_log(self.turn_id),
+                {"d": data},
+                id=f"{self.seq}-0",
+                maxlen=self.maxlen,
+                approximate=False,
+            )
+            pipe.expire(turn_log(self.turn_id), self.ttl_s)
+            pipe.publish(turn_channel(self.turn_id), data)
+            await pipe.execute()
+
+
+async def last_logged_seq(redis: Redis, turn_id: int) -> int:
+    entries = await redis.xrevrange(turn_log(turn_id), count=1)
+    if not entries:
+        return 0
+    entry_id = entries[0][0]
+    entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(str(entry_id).split("-", 1)[0])
+
+
+async def read_log(
+    redis: Redis, turn_id: int, after_seq: int, upto_seq: int | None = None
+) -> list[Chunk]:
+    """Chunks of the turn with after_seq < seq (<= upto_seq), from the replay log."""
+    end = f"{upto_seq}-0" if upto_seq is not None else "+"
+    entries = await redis.xrange(turn_log(turn_id), min=f"{after_seq + 1}-0", max=end)
+    chunks = []
+    for _id, fields in entries:
+        raw = fields.get(b"d") if b"d" in fields else fields.get("d")
+        if raw is not None:
+            chunks.append(Chunk.model_validate_json(raw))
+    return chunks
+
+
+def parse_chunk(raw: bytes | str) -> Chunk | None:
+    try:
+        return Chunk.model_validate_json(raw)
+    except ValueError:
+        log.warning("dropping malformed chunk: %r", raw[:200])
+        return None

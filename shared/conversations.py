@@ -1,0 +1,172 @@
+"""Conversations, their messages and turns: the database side of a chat, shared by api/ and worker/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete, select
+
+from shared.errors import Conflict, NotFound
+from shared.models import (
+    ACTIVE_TURN_STATUSES,
+    Conversation,
+    Message,
+    MessageStatus,
+    Turn,
+    TurnStatus,
+    utcnow,
+)
+from shared.protocol import GREETING
+
+TITLE_CHARS = 50
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    conversation: Conversation
+    message_count: int
+
+
+def create_conversation(session: Session, project_name: str, user_id: int) -> Conversation:
+    conv = Conversation(project_name=project_name, user_id=user_id)
+    session.add(conv)
+    session.flush()
+    return conv
+
+
+def add_greeting(session: Session, conv: Conversation) -> Message:
+    assert conv.id is not None
+    msg = Message(conversation_id=conv.id, role="assistant", content=GREETING)
+    session.add(msg)
+    session.flush()
+    return msg
+
+
+def get_conversation(
+    session: Session, conversation_id: int, project_name: str, user_id: int
+) -> Conversation:
+    """The caller's conversation in this project; anything else is indistinguishable from absent."""
+    conv = session.get(Conversation, conversation_id)
+    if conv is None or conv.project_name != project_name or conv.user_id != user_id:
+        raise NotFound("Conversation not found")
+    return conv
+
+
+def list_conversations(
+    session: Session, project_name: str, user_id: int
+) -> list[ConversationSummary]:
+    counts = (
+        select(Message.conversation_id, func.count(col(Message.id)).label("n"))
+        .group_by(col(Message.conversation_id))
+        .subquery()
+    )
+    rows = session.exec(
+        select(Conversation, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.conversation_id == Conversation.id)
+        .where(Conversation.project_name == project_name, Conversation.user_id == user_id)
+        .order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
+    ).all()
+    return [ConversationSummary(conv, int(n)) for conv, n in rows]
+
+
+def messages_of(session: Session, conversation_id: int) -> list[Message]:
+    return list(
+        session.exec(
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(col(Message.id))
+        ).all()
+    )
+
+
+def active_turn(session: Session, conversation_id: int) -> Turn | None:
+    return session.exec(
+        select(Turn).where(
+            Turn.conversation_id == conversation_id,
+            col(Turn.status).in_([s.value for s in ACTIVE_TURN_STATUSES]),
+        )
+    ).first()
+
+
+def delete_conversation(session: Session, conv: Conversation) -> None:
+    # Explicit child deletes: SQLite only cascades with foreign keys on, PostgreSQL always.
+    session.exec(delete(Turn).where(col(Turn.conversation_id) == conv.id))
+    session.exec(delete(Message).where(col(Message.conversation_id) == conv.id))
+    session.delete(conv)
+
+
+def touch(conv: Conversation, when: datetime | None = None) -> None:
+    conv.updated_at = when or utcnow()
+
+
+@dataclass(frozen=True)
+class NewTurn:
+    turn: Turn
+    created: bool  # False when client_message_id named a turn that already exists
+
+
+def turn_by_client_id(
+    session: Session, conversation_id: int, client_message_id: str | None
+) -> Turn | None:
+    if client_message_id is None:
+        return None
+    return session.exec(
+        select(Turn).where(
+            Turn.conversation_id == conversation_id, Turn.client_message_id == client_message_id
+        )
+    ).first()
+
+
+def start_turn(
+    session: Session,
+    conv: Conversation,
+    content: str,
+    client_message_id: str | None = None,
+) -> NewTurn:
+    """Store the user message and a queued turn, atomically; one active turn per conversation."""
+    assert conv.id is not None
+    existing = turn_by_client_id(session, conv.id, client_message_id)
+    if existing is not None:
+        return NewTurn(existing, created=False)
+    if active_turn(session, conv.id) is not None:
+        raise Conflict("A reply is still being generated in this conversation; wait or cancel it")
+    if conv.title is None:
+        conv.title = content.strip().replace("\n", " ")[:TITLE_CHARS]
+    touch(conv)
+    user_msg = Message(conversation_id=conv.id, role="user", content=content)
+    session.add(user_msg)
+    session.flush()
+    assert user_msg.id is not None and conv.user_id is not None
+    turn = Turn(
+        conversation_id=conv.id,
+        user_id=conv.user_id,
+        user_message_id=user_msg.id,
+        client_message_id=client_message_id,
+    )
+    session.add(turn)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Lost a race with another API process to the one-active-turn index.
+        raise Conflict(
+            "A reply is still being generated in this conversation; wait or cancel it"
+        ) from None
+    return NewTurn(turn, created=True)
+
+
+def is_finished(turn: Turn) -> bool:
+    return turn.status not in {s.value for s in ACTIVE_TURN_STATUSES}
+
+
+def assistant_reply(session: Session, turn_id: int) -> Message | None:
+    return session.exec(select(Message).where(Message.turn_id == turn_id)).first()
+
+
+TERMINAL_MESSAGE_STATUS = {
+    TurnStatus.complete: MessageStatus.complete,
+    TurnStatus.cancelled: MessageStatus.cancelled,
+    TurnStatus.failed: MessageStatus.failed,
+}

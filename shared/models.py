@@ -1,0 +1,138 @@
+"""SQLModel tables: users and tokens, projects, conversations, messages and turns."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, MetaData, String, text
+from sqlmodel import Field, SQLModel
+
+# Explicit constraint names so Alembic migrations are stable across SQLite and PostgreSQL.
+SQLModel.metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TurnStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    complete = "complete"
+    cancelled = "cancelled"
+    failed = "failed"
+
+
+ACTIVE_TURN_STATUSES = (TurnStatus.queued, TurnStatus.running)
+
+
+class MessageStatus(enum.StrEnum):
+    streaming = "streaming"
+    complete = "complete"
+    cancelled = "cancelled"
+    failed = "failed"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    is_admin: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    # Only a SHA-256 of the token is stored; the secret is shown once at creation.
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    prefix: str = Field(max_length=16)
+    name: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "projects"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(50), unique=True, nullable=False))
+    path: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_name: str = Field(max_length=50, index=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    title: str | None = Field(default=None, max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id", index=True, ondelete="CASCADE")
+    role: str = Field(max_length=16)
+    content: str = ""
+    # Tool calls made while producing an assistant reply: [{"tool": ..., "input": {...}}].
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    status: str = Field(default=MessageStatus.complete, max_length=16)
+    # The assistant reply of a turn: unique, so a re-run can never store a second one.
+    turn_id: int | None = Field(default=None, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Turn(SQLModel, table=True):
+    __tablename__ = "turns"
+    __table_args__ = (
+        # At most one queued/running turn per conversation, enforced by the database so two
+        # API processes racing on the same conversation cannot both start one.
+        Index(
+            "uq_turns_one_active_per_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text("status IN ('queued', 'running')"),
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+        Index(
+            "uq_turns_client_message_id",
+            "conversation_id",
+            "client_message_id",
+            unique=True,
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id", index=True, ondelete="CASCADE")
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    user_message_id: int = Field(foreign_key="messages.id")
+    client_message_id: str | None = Field(default=None, max_length=100)
+    status: str = Field(default=TurnStatus.queued, max_length=16, index=True)
+    # Bumped each time the turn is (re)dispatched; a task carrying an older attempt is stale.
+    attempt: int = 1
+    last_seq: int = 0
+    error: str | None = None
+    worker: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None

@@ -1,0 +1,92 @@
+"""The project registry: names, paths, and the rules for which paths may be registered."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from shared.errors import Conflict, InvalidInput, InvalidProjectName, ProjectNotFound
+from shared.models import Project
+
+PROJECT_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,50}$")
+
+# Directories that hold the system or secrets: never a project, nor anything inside them.
+_SYSTEM_DIRS = (
+    "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/dev", "/proc", "/sys",
+    "/root", "/var", "/run", "/snap", "/opt/local/etc",
+)
+_HOME_SECRET_DIRS = (".ssh", ".aws", ".gnupg", ".kube", ".docker", ".config/gcloud", ".azure")
+
+
+def validate_name(name: str) -> str:
+    if not PROJECT_NAME_RE.fullmatch(name):
+        raise InvalidProjectName()
+    return name
+
+
+def _forbidden_roots() -> list[Path]:
+    home = Path(os.path.expanduser("~")).resolve()
+    roots = [Path(p) for p in _SYSTEM_DIRS]
+    roots += [home / d for d in _HOME_SECRET_DIRS]
+    return roots
+
+
+def check_project_path(raw: str) -> Path:
+    """Resolve a path a user wants to register, refusing system and secret locations."""
+    if not raw or "\x00" in raw:
+        raise InvalidInput("Project path is empty or invalid")
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise InvalidInput("Project path does not exist") from None
+    if not real.is_dir():
+        raise InvalidInput("Project path is not a directory")
+    home = Path(os.path.expanduser("~")).resolve()
+    if real == Path("/") or real == home:
+        raise InvalidInput("Refusing to register the filesystem root or a home directory")
+    for root in _forbidden_roots():
+        if real == root or real.is_relative_to(root):
+            raise InvalidInput(f"Refusing to register a system or secret location ({root})")
+    return real
+
+
+def get_project(session: Session, name: str) -> Project:
+    validate_name(name)
+    project = session.exec(select(Project).where(Project.name == name)).first()
+    if project is None:
+        raise ProjectNotFound()
+    return project
+
+
+def project_root(project: Project) -> Path:
+    """The project's real path, or ProjectNotFound when its directory has gone away."""
+    path = Path(project.path)
+    if not path.is_dir():
+        raise ProjectNotFound("Project directory not found")
+    return path.resolve()
+
+
+def list_projects(session: Session) -> list[Project]:
+    return list(session.exec(select(Project).order_by(col(Project.name))).all())
+
+
+def add_project(session: Session, name: str, raw_path: str) -> Project:
+    validate_name(name)
+    path = check_project_path(raw_path)
+    if session.exec(select(Project).where(Project.name == name)).first() is not None:
+        raise Conflict(f"Project '{name}' is already registered")
+    project = Project(name=name, path=str(path))
+    session.add(project)
+    session.flush()
+    return project
+
+
+def remove_project(session: Session, name: str) -> None:
+    project = get_project(session, name)
+    session.delete(project)
