@@ -96,6 +96,10 @@ class TurnFollower:
 
     async def _deliver_log(self) -> None:
         for chunk in await read_log(self.redis, self.turn_id, self.last):
+            if chunk.seq is not None and chunk.seq > self.last + 1:
+                # The log no longer holds what came before (a Redis restart emptied it).
+                await self._give_up()
+                return
             await self._deliver(chunk)
             if self.done:
                 return

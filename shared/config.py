@@ -6,8 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".assistant")
 
@@ -56,7 +58,7 @@ class Settings(BaseSettings):
     tool_max_results: int = 200
     tool_max_output_chars: int = 40_000
     tool_search_timeout_s: float = 5.0
-    tool_deny_globs: list[str] = Field(
+    tool_deny_globs: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [
             ".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_ed25519*",
             "id_ecdsa*", ".git", ".git/**", ".ssh/**", ".netrc", ".npmrc", ".pypirc",
@@ -66,13 +68,26 @@ class Settings(BaseSettings):
 
     # Security and limits.
     auth_mode: Literal["token", "open"] = "token"
-    allowed_origins: list[str] = Field(
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:8000", "http://127.0.0.1:8000"]
     )
     max_message_chars: int = 32_000
     max_ws_frame_bytes: int = 256_000
     turns_per_minute: int = 20
     max_concurrent_turns_per_user: int = 3
+
+    @field_validator("allowed_origins", "tool_deny_globs", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        """Lists from the environment: a JSON array or comma-separated values."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
 
     @property
     def redis_dsn(self) -> str:

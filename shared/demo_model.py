@@ -24,6 +24,12 @@ Behaviour is deterministic and driven by directives in the last user message tha
 Content directives (text, tool, echo, barrier) combine in the final text in the order barrier,
 echo, tool summary, words. Without any content directive the DEMO behaviour runs: read a path
 mentioned in the text (or list the files), then summarise the tool result.
+
+Besides ``POST /v1/messages``: ``GET /_requests`` (the last 1000 request bodies with a subset of
+their headers, keys redacted), ``DELETE /_requests`` (clear them) and ``GET /_stats`` (counters:
+total_requests, statuses, streams_open/_max/_total, in_flight_* for non-streaming, barrier_open).
+Retryable errors carry ``retry-after-ms: 1``: the SDK ignores a retry-after of 0 (it then backs
+off 0.5 s, 1 s, ...), so this is what makes its retries immediate.
 """
 
 from __future__ import annotations
@@ -94,6 +100,8 @@ Block = TextPart | ToolCall
 
 @dataclass(frozen=True)
 class ReplyPlan:
+    """What to send: content blocks and how (pace, stall, errors, barrier)."""
+
     blocks: tuple[Block, ...] = ()
     stop_reason: str = "end_turn"
     delay_s: float = 0.0
@@ -228,6 +236,16 @@ def find_path(text: str) -> str | None:
     return None
 
 
+_NUMBERED = re.compile(r"\s*(\d+)\| ?(.*)")
+
+
+def _numbered_lines(content: str, start_line: Any) -> list[tuple[int, str]]:
+    """The file lines in a read_file result: "12| text" lines if it has them, else all lines."""
+    numbered = [(int(m[1]), m[2]) for ln in content.splitlines() if (m := _NUMBERED.fullmatch(ln))]
+    first = start_line if isinstance(start_line, int) else 1
+    return numbered or [(first + i, ln) for i, ln in enumerate(content.splitlines())]
+
+
 def _demo_final(call: ToolCall, content: str, is_error: bool) -> str:
     head, target = DEMO_HEAD, _target(call.input)
     if is_error:
@@ -236,17 +254,16 @@ def _demo_final(call: ToolCall, content: str, is_error: bool) -> str:
             f"*{_first_line(content) or 'no details'}*. Maybe check the name and try again?"
         )
     if call.name == "read_file":
-        lines = content.splitlines()[:3]
+        lines = _numbered_lines(content, call.input.get("start_line"))[:3]
         if not lines:
             return head + f"I read `{target}`: the file is empty."
-        start = int(call.input.get("start_line") or 1)
-        cite = f"{target}:{start}-{start + len(lines) - 1}"
-        body = "\n".join(lines).replace("```", "'''")
+        cite = f"{target}:{lines[0][0]}-{lines[-1][0]}"
+        body = "\n".join(text for _, text in lines).replace("```", "'''")
         return (
             head + f"I read `{target}`. Here are its first lines (`{cite}`):\n\n```\n{body}\n"
             "```\n\nSet `ANTHROPIC_API_KEY` to ask the real Claude about it."
         )
-    entries = [ln.strip() for ln in content.splitlines() if ln.strip()]
+    entries = [ln.strip() for ln in content.splitlines() if ln.strip()[:1] not in ("", "[")]
     listing = "\n".join(f"- `{e}`" for e in entries[:10]) or "- *(nothing)*"
     return (
         head + f"I listed the project files (`{target}`): {len(entries)} entries, the first "
@@ -371,7 +388,7 @@ def text_chunks(text: str) -> list[str]:
 def json_chunks(value: dict[str, Any]) -> list[str]:
     """The tool input as JSON, split into several `partial_json` fragments."""
     raw = json.dumps(value)
-    size = len(raw) or 1
+    size = max(1, -(-len(raw) // 4))
     return [raw[i : i + size] for i in range(0, len(raw), size)]
 
 
@@ -628,8 +645,8 @@ class DemoModelServer:
         self.url = f"http://{host}:{self.port}"
         config = uvicorn.Config(
             create_app(),
-            log_level="warning",
-            access_log=False,
+            log_config=None,  # leave the host process's logging setup alone
+            log_level="warning",  # (this does set the level of the `uvicorn.*` loggers)
             loop="asyncio",
             http="h11",
             lifespan="off",

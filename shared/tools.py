@@ -235,7 +235,7 @@ def _resolve(root: Path, raw: str, limits: ToolLimits) -> tuple[Path, str]:
         if not real.is_relative_to(root):
             raise ToolError(f"'{raw}' resolves outside the project (e.g. via a symbolic link)")
         parts = real.relative_to(root).parts
-        if False:
+        if _denied(parts, limits.deny_globs):
             raise ToolError(f"access to '{raw}' is not allowed (protected file)")
         return real, "/".join(parts) or "."
     raise ToolError(f"'{raw}' does not exist in the project")

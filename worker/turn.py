@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anthropic
+import httpx2
 
 from shared import turn_state
 from shared.channels import TurnPublisher, last_logged_seq
@@ -278,6 +279,11 @@ def describe_error(exc: BaseException, turn_id: int) -> str:
         return "The model did not respond in time. Please try again."
     if isinstance(exc, anthropic.APIConnectionError):
         return "Could not reach the model service. Please try again."
+    # Errors while reading an open stream reach us as the HTTP client's own exceptions.
+    if isinstance(exc, httpx2.TimeoutException):
+        return "The model did not respond in time. Please try again."
+    if isinstance(exc, httpx2.TransportError):
+        return "The connection to the model service was lost. Please try again."
     if isinstance(exc, anthropic.APIError):
         # e.g. an error event in the middle of the stream (overloaded mid-reply).
         return f"The model stream failed: {exc.message}"

@@ -58,12 +58,17 @@ class Conn:
     conversation_id: int | None = None
     id: str = field(default_factory=lambda: f"{time.time_ns()}-{uuid.uuid4().hex[:8]}")
     follower: asyncio.Task[None] | None = None
+    following: int | None = None
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Highest seq sent per turn on this connection: switching followers never repeats one.
+    sent_seq: dict[int, int] = field(default_factory=dict)
 
     async def send(self, chunk: Chunk) -> None:
         async with self.send_lock:
             if self.ws.application_state == WebSocketState.CONNECTED:
                 await self.ws.send_text(chunk.dump())
+                if chunk.turn_id is not None and chunk.seq is not None:
+                    self.sent_seq[chunk.turn_id] = chunk.seq
 
     async def error(self, content: str) -> None:
         await self.send(error_chunk(content))
@@ -286,8 +291,12 @@ class _FollowTask:
 
 def _follow(conn: Conn, turn_id: int, after_seq: int) -> _FollowTask:
     """Stream turn `turn_id` to this connection in the background, replacing any other."""
-    if conn.follower is not None:
+    if conn.follower is not None and not conn.follower.done():
+        if conn.following == turn_id:
+            # Switching followers of the same live turn (start, then resume): no repeats.
+            after_seq = max(after_seq, conn.sent_seq.get(turn_id, 0))
         conn.follower.cancel()
+    conn.following = turn_id
     app = conn.ws.app
     follower = TurnFollower(app.state.relay, app.state.redis, turn_id, after_seq, conn.send)
 

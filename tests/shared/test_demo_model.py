@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -431,7 +432,14 @@ def test_recorded_requests_contain_the_system_prompt(
 
 
 # ----------------------------------------------------------------------------- demo behaviour
-def test_demo_reads_a_mentioned_path(client: anthropic.Anthropic) -> None:
+@pytest.mark.parametrize(
+    "output",
+    [  # the format of shared/tools.py's read_file, and plain text
+        "File: src/app.py (lines 1-4 of 4)\n1| import x\n2| def a():\n3|   b\n4| c",
+        "import x\ndef a():\n  b\nc",
+    ],
+)
+def test_demo_reads_a_mentioned_path(client: anthropic.Anthropic, output: str) -> None:
     messages = user("What does src/app.py do?")
     started = time.monotonic()
     with client.messages.stream(model=MODEL, max_tokens=100, messages=messages, tools=TOOLS) as s:
@@ -439,13 +447,13 @@ def test_demo_reads_a_mentioned_path(client: anthropic.Anthropic) -> None:
     assert time.monotonic() - started >= 5 * DEMO_DELAY_S  # the demo streams at a visible pace
     calls = [(b.name, b.input) for b in first.content if b.type == "tool_use"]
     assert calls == [("read_file", {"path": "src/app.py"})]
-    messages += [assistant(first), tool_results(first, {"read_file": "import x\ndef a():\n  b\nc"})]
+    messages += [assistant(first), tool_results(first, {"read_file": output})]
     with client.messages.stream(model=MODEL, max_tokens=100, messages=messages, tools=TOOLS) as s:
         text = s.get_final_text()
     assert "offline demo model" in text.lower()
     assert "ANTHROPIC_API_KEY" in text
     assert "src/app.py:1-3" in text
-    assert "import x\ndef a():\n  b\n" in text
+    assert "```\nimport x\ndef a():\n  b\n```" in text
 
 
 def test_demo_lists_files_without_a_path(client: anthropic.Anthropic) -> None:
@@ -473,7 +481,24 @@ def test_demo_reports_a_tool_error_politely(client: anthropic.Anthropic) -> None
 
 
 # ----------------------------------------------------------------------------- lifecycle
-def test_stop_drops_open_streams_and_returns_promptly() -> None:
+@pytest.fixture
+def server_errors() -> Iterator[list[logging.LogRecord]]:
+    """ERROR records that uvicorn logs (an app crash, a cancelled response, ...)."""
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    records: list[logging.LogRecord] = []
+    handler = Collect(logging.ERROR)
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    yield records
+    logging.getLogger("uvicorn.error").removeHandler(handler)
+
+
+def test_stop_drops_open_streams_and_returns_promptly(
+    server_errors: list[logging.LogRecord],
+) -> None:
     srv = DemoModelServer().start()
     stopper = threading.Thread(target=srv.stop)
     with anthropic.Anthropic(api_key="t", base_url=srv.url, max_retries=0) as c:
@@ -490,6 +515,7 @@ def test_stop_drops_open_streams_and_returns_promptly() -> None:
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{srv.url}/_stats")
     srv.stop()  # idempotent
+    assert [r.getMessage() for r in server_errors] == []  # connections dropped, nothing crashed
 
 
 def test_module_runs_in_the_foreground() -> None:

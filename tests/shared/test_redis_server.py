@@ -140,7 +140,16 @@ def test_failed_start_raises_with_log_tail(tmp_path: Path) -> None:
         srv.start()
     assert "fatal: something broke" in str(excinfo.value)
     assert not srv.running
+    assert (tmp_path / "data" / "redis-server.log").is_file()  # a given data dir is kept
     srv.stop()
+
+
+def test_failed_start_removes_temporary_dir(tmp_path: Path) -> None:
+    binary = _fake_binary(tmp_path / "bin", "exit 1")
+    srv = RedisServer(binary=str(binary))
+    with pytest.raises(RuntimeError, match="exited with code 1"):
+        srv.start()
+    assert srv.data_dir is None
 
 
 def test_start_timeout_raises(tmp_path: Path) -> None:

@@ -129,6 +129,36 @@ def test_traversal_corpus_is_refused(proj: Path, tmp_path: Path, tool: str, bad:
     assert_clean(message, tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("../x", "escapes the project root"),
+        ("a/../../x", "escapes the project root"),
+        ("/etc/passwd", "must be relative"),
+        ("~/.ssh/id_rsa", "must be relative"),
+        ("..\\x", "backslashes are not allowed"),
+        ("foo\x00bar", "control or invisible"),
+        ("README\u200b.md", "control or invisible"),
+        ("link_out/secret.txt", "resolves outside the project"),
+        ("link_to_file", "resolves outside the project"),
+        (".env", "not allowed"),
+        ("link_env", "not allowed"),
+        ("%2e%2e/x", "does not exist"),
+    ],
+)
+def test_refusal_reasons(proj: Path, bad: str, reason: str) -> None:
+    assert reason in refusal(proj, "read_file", {"path": bad})
+
+
+def test_names_with_invisible_characters_are_not_listed(proj: Path) -> None:
+    (proj / "evil\u202etxt.exe").write_text("hello\n")
+    (proj / "back\\slash.txt").write_text("hello\n")
+    listing = run(proj, "list_files", {})
+    assert "\u202e" not in listing
+    assert "slash" not in listing
+    assert "evil" not in run(proj, "search_files", {"pattern": "hello"})
+
+
 @pytest.mark.parametrize("tool", ["read_file", "list_files", "search_files"])
 def test_absolute_path_into_project_is_refused(proj: Path, tmp_path: Path, tool: str) -> None:
     tool_input: dict[str, Any] = {"path": str(proj / "README.md")}
