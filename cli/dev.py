@@ -35,7 +35,14 @@ def _say(msg: str) -> None:
     typer.secho(msg, fg=typer.colors.CYAN, err=True)
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_dev(host: str, port: int) -> None:
+    # SIGTERM stops everything as Ctrl-C does, so no child or embedded Redis is left behind.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     env = os.environ.copy()
     stack = contextlib.ExitStack()
     data_dir = Path(env.get("ASSISTANT_DATA_DIR") or DEFAULT_DATA_DIR).resolve()

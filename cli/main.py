@@ -11,7 +11,9 @@ import typer
 
 from shared.errors import AssistantError
 
-app = typer.Typer(help="Project assistant: chat with Claude about your projects.", no_args_is_help=True)
+app = typer.Typer(
+    help="Project assistant: chat with Claude about your projects.", no_args_is_help=True
+)
 projects_app = typer.Typer(help="Register, list and remove projects.", no_args_is_help=True)
 users_app = typer.Typer(help="Create and list users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Issue, list and revoke API tokens.", no_args_is_help=True)
@@ -24,14 +26,25 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly(fn: F) -> F:
-    """Domain errors become one clear line on stderr and exit status 1, not a traceback."""
+    """Domain and database errors become one clear line on stderr and exit 1, not a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import SQLAlchemyError
+
         try:
             return fn(*args, **kwargs)
         except AssistantError as exc:
             typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(1) from None
+        except SQLAlchemyError as exc:
+            # E.g. "no such table" before `db upgrade`, or an unreachable server.
+            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            typer.echo(
+                f"error: database: {cause[0] if cause else type(exc).__name__} "
+                "(check ASSISTANT_DATABASE_URL; `assistant db upgrade` creates the schema)",
+                err=True,
+            )
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -86,6 +99,7 @@ def worker(
 
 
 @db_app.command("upgrade")
+@friendly
 def db_upgrade() -> None:
     """Create or migrate the database schema to the latest version."""
     from shared.migrate import upgrade
@@ -107,6 +121,7 @@ def projects_add(name: str, path: str) -> None:
 
 
 @projects_app.command("list")
+@friendly
 def projects_list() -> None:
     """List registered projects."""
     from shared import projects
@@ -146,6 +161,7 @@ def users_add(
 
 
 @users_app.command("list")
+@friendly
 def users_list() -> None:
     """List users."""
     from sqlmodel import select

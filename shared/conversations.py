@@ -1,4 +1,4 @@
-"""Conversations, their messages and turns: the database side of a chat, shared by api/ and worker/."""
+"""Conversations, their messages and turns: the database side of a chat (api/ and worker/)."""
 
 from __future__ import annotations
 
@@ -139,7 +139,8 @@ def start_turn(
     user_msg = Message(conversation_id=conv.id, role="user", content=content)
     session.add(user_msg)
     session.flush()
-    assert user_msg.id is not None and conv.user_id is not None
+    assert user_msg.id is not None
+    assert conv.user_id is not None
     turn = Turn(
         conversation_id=conv.id,
         user_id=conv.user_id,

@@ -48,7 +48,8 @@ def check_project_path(raw: str) -> Path:
     if not real.is_dir():
         raise InvalidInput("Project path is not a directory")
     home = Path(os.path.expanduser("~")).resolve()
-    if real == Path("/") or real == home:
+    # The root, the home directory, or anything containing it (its ~/.ssh would come along).
+    if real == Path("/") or home.is_relative_to(real):
         raise InvalidInput("Refusing to register the filesystem root or a home directory")
     for root in _forbidden_roots():
         if real == root or real.is_relative_to(root):

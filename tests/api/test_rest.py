@@ -277,7 +277,7 @@ class TestCancel:
             streamed += ws.until_terminal(timeout=15)
 
         done = streamed[-1]
-        assert done["type"] == "response_done" and done["status"] == "cancelled"
+        assert done["type"] == "response_done" and done["status"] == "cancelled", text_of(streamed)[-300:]
         assert done["turn_id"] == turn_id
         partial = text_of(streamed)
         assert partial.startswith("word1") and "word400" not in partial

@@ -478,7 +478,8 @@ def test_save_progress_only_for_the_running_attempt(scoped: Engine, conv_ids: Id
         s.commit()
     with Session(scoped) as s:
         reply = convs.assistant_reply(s, turn_id)
-        assert reply is not None and reply.id is not None
+        assert reply is not None
+        assert reply.id is not None
         reply_id = reply.id
     # Queued, not yet claimed: nobody owns it.
     assert not turn_state.save_progress(turn_id, 1, reply_id, "early", [], 1)
