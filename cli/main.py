@@ -72,9 +72,17 @@ def api(
     from shared.config import get_settings
 
     uvicorn.run(
-        "api.main:app", host=host, port=port, ws_max_size=get_settings().max_ws_frame_bytes,
+        "api.main:app", host=host, port=port,
+        ws_max_size=ws_hard_limit(get_settings().max_ws_frame_bytes),
         log_level="info", proxy_headers=True,
     )
+
+
+def ws_hard_limit(frame_limit: int) -> int:
+    """uvicorn's cap on a WebSocket frame: above the API's own limit, so a frame slightly too
+    large gets the API's clear error frame on a connection that stays open, while a huge one
+    is still cut by uvicorn (close 1009) before it is buffered whole."""
+    return max(4 * frame_limit, 1 << 20)
 
 
 @app.command()

@@ -22,6 +22,7 @@ from shared.models import (
 from shared.protocol import GREETING
 
 TITLE_CHARS = 50
+MAX_ID = 2**63 - 1  # the largest id either database can store (SQLite INTEGER, PG BIGINT)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ def get_conversation(
     session: Session, conversation_id: int, project_name: str, user_id: int
 ) -> Conversation:
     """The caller's conversation in this project; anything else is indistinguishable from absent."""
+    if not 0 < conversation_id <= MAX_ID:
+        # No such row can exist, and SQLite cannot even bind an integer past 64 bits.
+        raise NotFound("Conversation not found")
     conv = session.get(Conversation, conversation_id)
     if conv is None or conv.project_name != project_name or conv.user_id != user_id:
         raise NotFound("Conversation not found")

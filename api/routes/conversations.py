@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException
+from fastapi import Path as PathParam
+from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, RedisDep, SessionDep, SettingsDep
 from api.schemas import (
@@ -16,10 +22,17 @@ from api.schemas import (
 from api.turns import cancel_turn
 from shared import conversations as convs
 from shared import projects
+from shared.channels import REDIS_ERRORS, cancel_key, heartbeat_key, turn_log
 from shared.db import session_scope
+from shared.errors import Conflict
 from shared.models import Conversation, Turn
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/assistant/conversations", tags=["assistant-chat"])
+
+# Database ids are 64-bit: anything outside is refused (422) instead of failing the query (500).
+ConversationId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+REPLY_RUNNING = "A reply is still being generated in this conversation; cancel it first"
 
 
 def _summary(conv: Conversation, count: int) -> ConversationSummary:
@@ -55,7 +68,7 @@ def create_conversation(
 
 @router.get("/{project_name}/{conversation_id}", response_model=ConversationDetail)
 def get_conversation(
-    project_name: str, conversation_id: int, session: SessionDep, user: CurrentUser
+    project_name: str, conversation_id: ConversationId, session: SessionDep, user: CurrentUser
 ) -> ConversationDetail:
     """A conversation with all its messages (replies still streaming show their text so far)."""
     projects.get_project(session, project_name)
@@ -76,16 +89,45 @@ def get_conversation(
     )
 
 
+def _turns_to_delete(project_name: str, conversation_id: int, user_id: int) -> list[int]:
+    """The ids of the conversation's turns, all finished (Conflict while a reply runs)."""
+    with session_scope() as session:
+        projects.get_project(session, project_name)
+        convs.get_conversation(session, conversation_id, project_name, user_id)
+        if convs.active_turn(session, conversation_id) is not None:
+            raise Conflict(REPLY_RUNNING)
+        turns = session.exec(select(Turn).where(Turn.conversation_id == conversation_id)).all()
+        return [t.id for t in turns if t.id is not None]
+
+
+def _delete(project_name: str, conversation_id: int, user_id: int) -> None:
+    with session_scope() as session:
+        conv = convs.get_conversation(session, conversation_id, project_name, user_id)
+        if convs.active_turn(session, conversation_id) is not None:
+            raise Conflict(REPLY_RUNNING)  # one started since we looked
+        convs.delete_conversation(session, conv)
+
+
 @router.delete("/{project_name}/{conversation_id}", response_model=Success)
-def delete_conversation(
-    project_name: str, conversation_id: int, session: SessionDep, user: CurrentUser
+async def delete_conversation(
+    project_name: str, conversation_id: ConversationId, user: CurrentUser, redis: RedisDep
 ) -> Success:
-    """Delete a conversation and its messages."""
-    projects.get_project(session, project_name)
+    """Delete a conversation and its messages (not while a reply is being generated)."""
     assert user.id is not None
-    convs.delete_conversation(
-        session, convs.get_conversation(session, conversation_id, project_name, user.id)
-    )
+    turn_ids = await run_in_threadpool(_turns_to_delete, project_name, conversation_id, user.id)
+    # SQLite hands a deleted row's id to the next row: drop the turns' Redis state first, so
+    # a future turn with the same id cannot replay this conversation's chunks (or be cancelled
+    # by its cancel flag). The turns are finished, so nothing writes these keys any more.
+    if turn_ids:
+        keys = [k for t in turn_ids for k in (turn_log(t), cancel_key(t), heartbeat_key(t))]
+        try:
+            await redis.delete(*keys)
+        except REDIS_ERRORS:
+            log.warning("conversation %s: Redis unavailable, not deleted", conversation_id)
+            raise HTTPException(
+                503, "The conversation cannot be deleted right now; please try again"
+            ) from None
+    await run_in_threadpool(_delete, project_name, conversation_id, user.id)
     return Success(message="Conversation deleted")
 
 
@@ -97,12 +139,10 @@ def _owned(project_name: str, conversation_id: int, user_id: int) -> None:
 
 @router.post("/{project_name}/{conversation_id}/cancel", response_model=TurnPublic)
 async def cancel(
-    project_name: str, conversation_id: int, user: CurrentUser, redis: RedisDep,
+    project_name: str, conversation_id: ConversationId, user: CurrentUser, redis: RedisDep,
     settings: SettingsDep,
 ) -> TurnPublic:
     """Stop the reply being generated in a conversation (it is kept, marked cancelled)."""
-    from starlette.concurrency import run_in_threadpool
-
     assert user.id is not None
     await run_in_threadpool(_owned, project_name, conversation_id, user.id)
     turn: Turn = await cancel_turn(redis, settings, conversation_id)

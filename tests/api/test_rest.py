@@ -217,8 +217,8 @@ class TestConversationDetail:
     def test_non_numeric_id_is_422(self, rest: Rest, project: str) -> None:
         assert rest.get(f"{CONVERSATIONS}/{project}/abc").status_code == 422
 
-    @pytest.mark.parametrize("conv_id", [2**63, 10**30, -(2**63) - 1])
-    def test_out_of_range_id_is_a_client_error(
+    @pytest.mark.parametrize("conv_id", [0, -1, 2**63, 10**30, -(2**63) - 1])
+    def test_out_of_range_id_is_422_not_a_server_error(
         self, rest: Rest, project: str, conv_id: int
     ) -> None:
         for resp in (
@@ -226,7 +226,8 @@ class TestConversationDetail:
             rest.delete(f"{CONVERSATIONS}/{project}/{conv_id}"),
             rest.post(f"{CONVERSATIONS}/{project}/{conv_id}/cancel"),
         ):
-            assert resp.status_code in (404, 422), resp.text
+            assert resp.status_code == 422, resp.text
+            assert resp.json()["detail"][0]["loc"] == ["path", "conversation_id"]
 
     def test_id_of_another_project_of_the_same_user_is_404(
         self, stack: Stack, acct: Account, rest: Rest, project: str, other_project: str
@@ -297,6 +298,42 @@ class TestCancel:
         conv_id = chat(stack, acct, project, "done already [[text:1]]")
         resp = rest.post(f"{CONVERSATIONS}/{project}/{conv_id}/cancel")
         assert resp.status_code == 404 and "cancel" in resp.json()["detail"]
+
+    def test_delete_is_refused_while_a_reply_is_generated(
+        self, stack: Stack, acct: Account, rest: Rest, project: str
+    ) -> None:
+        with WsClient(ws_url(stack, project), acct.token) as ws:
+            conv_id = ws.start()
+            ws.send(type="message", content="Take your time [[text:20]] [[slow:30]]")
+            ws.recv_until(lambda m: m["type"] == "text")
+            resp = rest.delete(f"{CONVERSATIONS}/{project}/{conv_id}")
+            assert resp.status_code == 409
+            assert "cancel" in resp.json()["detail"]
+            frames = ws.until_terminal()
+        # The reply was not disturbed, and once it is done the conversation can go.
+        assert frames[-1]["status"] == "complete" and text_of(frames).endswith("word20")
+        assert rest.get(f"{CONVERSATIONS}/{project}/{conv_id}").status_code == 200
+        assert rest.delete(f"{CONVERSATIONS}/{project}/{conv_id}").status_code == 200
+
+    def test_next_turn_after_deleting_a_cancelled_reply_runs_normally(
+        self, stack: Stack, acct: Account, rest: Rest, project: str
+    ) -> None:
+        # SQLite reuses the ids of deleted rows: the next turn may get the deleted turn's id,
+        # and must not inherit its replay log or its cancel flag.
+        with WsClient(ws_url(stack, project), acct.token) as ws:
+            conv_id = ws.start()
+            ws.send(type="message", content="Long answer [[text:400]] [[slow:50]]")
+            ws.recv_until(lambda m: m["type"] == "text")
+            assert rest.post(f"{CONVERSATIONS}/{project}/{conv_id}/cancel").status_code == 200
+            assert ws.until_terminal()[-1]["status"] == "cancelled"
+        assert rest.delete(f"{CONVERSATIONS}/{project}/{conv_id}").status_code == 200
+        with WsClient(ws_url(stack, project), acct.token) as ws:
+            ws.start()
+            frames = ws.ask("Fresh question [[text:30]] [[slow:10]]")
+        assert frames[-1]["type"] == "response_done" and frames[-1]["status"] == "complete"
+        assert text_of(frames) == " ".join(f"word{i}" for i in range(1, 31))
+        seqs = [f["seq"] for f in frames if "seq" in f]
+        assert seqs == list(range(1, len(seqs) + 1))
 
 
 # ---- project names and credentials on every route -------------------------------------------

@@ -394,6 +394,12 @@ def test_get_conversation_of_someone_else_is_not_found(engine: Engine, conv_ids:
             (conv_ids.conversation_id, "demo", bob),  # another user's
             (conv_ids.conversation_id, "other", conv_ids.user_id),  # another project
             (conv_ids.conversation_id + 1000, "demo", conv_ids.user_id),  # absent
+            # Ids no database can hold: still "not found", not a driver error.
+            (0, "demo", conv_ids.user_id),
+            (-1, "demo", conv_ids.user_id),
+            (2**63, "demo", conv_ids.user_id),
+            (-(2**63) - 1, "demo", conv_ids.user_id),
+            (10**30, "demo", conv_ids.user_id),
         ]:
             with pytest.raises(NotFound):
                 convs.get_conversation(s, cid, project, uid)
