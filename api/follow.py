@@ -37,7 +37,9 @@ def _turn_finished(turn_id: int) -> bool:
 
 
 class TurnFollower:
-    def __init__(self, relay: Relay, redis: Redis, turn_id: int, after_seq: int, send: Send) -> None:
+    def __init__(
+        self, relay: Relay, redis: Redis, turn_id: int, after_seq: int, send: Send
+    ) -> None:
         self.relay = relay
         self.redis = redis
         self.turn_id = turn_id
@@ -62,7 +64,8 @@ class TurnFollower:
                     if not await self._catch_up(check_finished=True):
                         return
                     continue
-                assert isinstance(item, Chunk) and item.seq is not None
+                assert isinstance(item, Chunk)
+                assert item.seq is not None
                 if item.seq <= self.last:
                     continue  # already delivered from the log
                 if item.seq > self.last + 1 and not await self._fill_gap(item.seq - 1):

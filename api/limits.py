@@ -22,9 +22,7 @@ async def check_turn_allowed(redis: Redis, settings: Settings, user_id: int) -> 
         pipe.expire(key, 120)
         count, _ = await pipe.execute()
     if int(count) > settings.turns_per_minute:
-        raise RateLimited(
-            f"Too many messages: the limit is {settings.turns_per_minute} per minute"
-        )
+        raise RateLimited(f"Too many messages: the limit is {settings.turns_per_minute} per minute")
 
 
 def check_concurrent_turns(session: Session, settings: Settings, user_id: int) -> None:

@@ -34,8 +34,11 @@ class SessionRegistry:
         self, user_id: int, connection_id: str, project: str, conversation_id: int | None
     ) -> None:
         value = json.dumps(
-            {"project": project, "conversation_id": conversation_id,
-             "expires": time.time() + SESSION_TTL_S}
+            {
+                "project": project,
+                "conversation_id": conversation_id,
+                "expires": time.time() + SESSION_TTL_S,
+            }
         )
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(sessions_key(user_id), connection_id, value)

@@ -50,7 +50,7 @@ class Relay:
                 await self._task
         if self._pubsub is not None:
             with contextlib.suppress(*REDIS_ERRORS):
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     @contextlib.asynccontextmanager
     async def watch(self, turn_id: int) -> AsyncIterator[asyncio.Queue[object]]:
@@ -110,7 +110,7 @@ class Relay:
         async with self._lock:
             if self._pubsub is not None:
                 with contextlib.suppress(*REDIS_ERRORS):
-                    await self._pubsub.aclose()
+                    await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = self.redis.pubsub()
             channels = [SESSION_CONTROL, *(turn_channel(t) for t in self._watchers)]
             await self._pubsub.subscribe(*channels)
@@ -126,7 +126,9 @@ class Relay:
             msg = await pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
             if msg is None:
                 continue
-            channel = msg["channel"].decode() if isinstance(msg["channel"], bytes) else msg["channel"]
+            channel = (
+                msg["channel"].decode() if isinstance(msg["channel"], bytes) else msg["channel"]
+            )
             if msg["type"] == "subscribe":
                 self._confirmed.setdefault(channel, asyncio.Event()).set()
             elif msg["type"] == "message":

@@ -31,7 +31,9 @@ async def enqueue_or_fail(redis: Redis, settings: Settings, turn_id: int) -> Non
         if await run_in_threadpool(
             turn_state.finish, turn_id, 1, None, "", [], TurnStatus.failed, 1, ENQUEUE_FAILED
         ):
-            publisher = TurnPublisher(redis, turn_id, 0, settings.replay_maxlen, settings.replay_ttl_s)
+            publisher = TurnPublisher(
+                redis, turn_id, 0, settings.replay_maxlen, settings.replay_ttl_s
+            )
             await publisher.publish(error_chunk(ENQUEUE_FAILED), retry_s=2)
 
 

@@ -66,7 +66,9 @@ def run_dev(host: str, port: int) -> None:
             "ANTHROPIC_API_KEY is not set: using the built-in OFFLINE DEMO MODEL "
             f"at {demo.url}.\nIt answers with canned replies that really read your files; "
             "set ANTHROPIC_API_KEY for Claude.",
-            fg=typer.colors.YELLOW, bold=True, err=True,
+            fg=typer.colors.YELLOW,
+            bold=True,
+            err=True,
         )
 
     if _is_loopback(host):

@@ -56,9 +56,7 @@ class TurnPublisher:
     error). The terminal chunk gets a longer budget because a client waits on it.
     """
 
-    def __init__(
-        self, redis: Redis, turn_id: int, start_seq: int, maxlen: int, ttl_s: int
-    ) -> None:
+    def __init__(self, redis: Redis, turn_id: int, start_seq: int, maxlen: int, ttl_s: int) -> None:
         self.redis = redis
         self.turn_id = turn_id
         self.seq = start_seq
@@ -114,7 +112,9 @@ async def read_log(
     end = f"{upto_seq}-0" if upto_seq is not None else "+"
     entries = await redis.xrange(turn_log(turn_id), min=f"{after_seq + 1}-0", max=end)
     chunks = []
-    for _id, fields in entries:
+    for _id, fields in entries or []:
+        if not fields:
+            continue
         raw = fields.get(b"d") if b"d" in fields else fields.get("d")
         if raw is not None:
             chunks.append(Chunk.model_validate_json(raw))

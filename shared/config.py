@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
-
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,9 +58,24 @@ class Settings(BaseSettings):
     tool_search_timeout_s: float = 5.0
     tool_deny_globs: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [
-            ".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_ed25519*",
-            "id_ecdsa*", ".git", ".git/**", ".ssh/**", ".netrc", ".npmrc", ".pypirc",
-            "credentials*", "secrets.*", "*.kdbx",
+            ".env",
+            ".env.*",
+            "*.pem",
+            "*.key",
+            "*.p12",
+            "*.pfx",
+            "id_rsa*",
+            "id_ed25519*",
+            "id_ecdsa*",
+            ".git",
+            ".git/**",
+            ".ssh/**",
+            ".netrc",
+            ".npmrc",
+            ".pypirc",
+            "credentials*",
+            "secrets.*",
+            "*.kdbx",
         ]
     )
 

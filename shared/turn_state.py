@@ -51,8 +51,12 @@ def reset_reply(session: Session, turn: Turn) -> Message:
 
 
 def save_progress(
-    turn_id: int, attempt: int, message_id: int, content: str,
-    tool_calls: list[dict[str, Any]], last_seq: int,
+    turn_id: int,
+    attempt: int,
+    message_id: int,
+    content: str,
+    tool_calls: list[dict[str, Any]],
+    last_seq: int,
 ) -> bool:
     with session_scope() as session:
         if not _owns(session, turn_id, attempt, last_seq):
@@ -66,8 +70,14 @@ def save_progress(
 
 
 def finish(
-    turn_id: int, attempt: int, message_id: int | None, content: str,
-    tool_calls: list[dict[str, Any]], status: TurnStatus, last_seq: int, error: str | None = None,
+    turn_id: int,
+    attempt: int,
+    message_id: int | None,
+    content: str,
+    tool_calls: list[dict[str, Any]],
+    status: TurnStatus,
+    last_seq: int,
+    error: str | None = None,
 ) -> bool:
     """running -> a terminal status, storing the reply with it; False if we no longer own it."""
     with session_scope() as session:
@@ -85,7 +95,9 @@ def finish(
                 update(Message)
                 .where(col(Message.id) == message_id)
                 .values(
-                    content=content, tool_calls=tool_calls, updated_at=now,
+                    content=content,
+                    tool_calls=tool_calls,
+                    updated_at=now,
                     status=TERMINAL_MESSAGE_STATUS[status],
                 )
             )
@@ -130,7 +142,8 @@ def recover_lost(turn_id: int, attempt: int, logged_seq: int, max_attempts: int)
             values.update(status=TurnStatus.queued, attempt=attempt + 1, worker=None)
         else:
             values.update(
-                status=TurnStatus.failed, finished_at=utcnow(),
+                status=TurnStatus.failed,
+                finished_at=utcnow(),
                 error="The worker running this reply stopped",
             )
         result = session.execute(
@@ -160,7 +173,9 @@ def expire_queued(turn_id: int, attempt: int, logged_seq: int) -> int | None:
             .where(col(Turn.id) == turn_id, col(Turn.attempt) == attempt)
             .where(col(Turn.status) == TurnStatus.queued)
             .values(
-                status=TurnStatus.failed, finished_at=utcnow(), last_seq=seq,
+                status=TurnStatus.failed,
+                finished_at=utcnow(),
+                last_seq=seq,
                 error="No worker picked up this reply in time",
             )
         )
@@ -180,9 +195,7 @@ def unfinished_turns() -> list[TurnRef]:
         rows = session.exec(
             select(Turn).where(col(Turn.status).in_([TurnStatus.queued, TurnStatus.running]))
         ).all()
-        return [
-            TurnRef(t.id or 0, t.attempt, t.status, t.started_at or t.created_at) for t in rows
-        ]
+        return [TurnRef(t.id or 0, t.attempt, t.status, t.started_at or t.created_at) for t in rows]
 
 
 def older_than(ref: TurnRef, seconds: float) -> bool:

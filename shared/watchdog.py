@@ -68,7 +68,9 @@ class Watchdog:
             if turn_id not in seen:
                 del self._missing_since[turn_id]
         for ref in refs:
-            if ref.status == "queued" and turn_state.older_than(ref, self.settings.queued_timeout_s):
+            if ref.status == "queued" and turn_state.older_than(
+                ref, self.settings.queued_timeout_s
+            ):
                 await self._expire(ref)
 
     async def _recover(self, ref: turn_state.TurnRef) -> None:
@@ -79,9 +81,7 @@ class Watchdog:
         if outcome is None:
             return
         self._missing_since.pop(ref.id, None)
-        chunk = (
-            Chunk(type="turn_restarted") if outcome.rerun else error_chunk(LOST_MESSAGE)
-        )
+        chunk = Chunk(type="turn_restarted") if outcome.rerun else error_chunk(LOST_MESSAGE)
         await self._publish(ref.id, outcome.seq, chunk)
         if outcome.rerun:
             log.warning("turn %s: worker lost, re-running as attempt %s", ref.id, outcome.attempt)

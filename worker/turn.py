@@ -12,7 +12,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anthropic
 import httpx2
@@ -70,12 +70,14 @@ def load_turn(turn_id: int, attempt: int, worker: str, settings: Settings) -> Tu
         conv = session.get(Conversation, turn.conversation_id)
         user_msg = session.get(Message, turn.user_message_id)
         reply = turn_state.reset_reply(session, turn)
-        assert conv is not None and user_msg is not None and reply.id is not None
+        assert conv is not None
+        assert user_msg is not None
+        assert reply.id is not None
         try:
             root = project_root(get_project(session, conv.project_name))
         except AssistantError as exc:
             return f"{exc.message}: the project '{conv.project_name}' is no longer available"
-        previous = [m for m in messages_of(session, conv.id or 0) if (m.id or 0) < user_msg.id]
+        previous = [m for m in messages_of(session, conv.id or 0) if (m.id or 0) < (user_msg.id or 0)]
         return TurnContext(
             turn_id=turn_id,
             attempt=attempt,
@@ -101,8 +103,15 @@ async def run_turn(rt: Runtime, turn_id: int, attempt: int) -> str:
     publisher = TurnPublisher(rt.redis, turn_id, start_seq, s.replay_maxlen, s.replay_ttl_s)
     if isinstance(loaded, str):
         if await asyncio.to_thread(
-            turn_state.finish, turn_id, attempt, None, "", [], TurnStatus.failed,
-            publisher.seq + 1, loaded,
+            turn_state.finish,
+            turn_id,
+            attempt,
+            None,
+            "",
+            [],
+            TurnStatus.failed,
+            publisher.seq + 1,
+            loaded,
         ):
             await publisher.publish(error_chunk(loaded))
         return "failed"
@@ -169,8 +178,15 @@ class TurnRun:
     async def _finish(self, status: TurnStatus, error: str | None) -> str:
         st = self.state
         owned = await asyncio.to_thread(
-            turn_state.finish, self.ctx.turn_id, self.ctx.attempt, self.ctx.reply_id,
-            st.text, st.tool_calls, status, self.pub.seq + 1, error,
+            turn_state.finish,
+            self.ctx.turn_id,
+            self.ctx.attempt,
+            self.ctx.reply_id,
+            st.text,
+            st.tool_calls,
+            status,
+            self.pub.seq + 1,
+            error,
         )
         if not owned:
             return "stale"
@@ -190,8 +206,8 @@ class TurnRun:
                 model=s.model,
                 max_tokens=s.max_tokens,
                 system=self.ctx.system,
-                messages=messages,
-                tools=TOOL_SCHEMAS,
+                messages=cast(Any, messages),
+                tools=cast(Any, TOOL_SCHEMAS),
                 **extra,
             ) as stream:
                 async for event in stream:
@@ -234,7 +250,10 @@ class TurnRun:
         except ToolError as exc:
             output, is_error = f"Error: {exc}", True
         return {
-            "type": "tool_result", "tool_use_id": block.id, "content": output, "is_error": is_error,
+            "type": "tool_result",
+            "tool_use_id": block.id,
+            "content": output,
+            "is_error": is_error,
         }
 
     async def _persist_periodically(self) -> None:
@@ -245,8 +264,13 @@ class TurnRun:
             self.state.dirty = False
             st = self.state
             owned = await asyncio.to_thread(
-                turn_state.save_progress, self.ctx.turn_id, self.ctx.attempt, self.ctx.reply_id,
-                st.text, list(st.tool_calls), self.pub.seq,
+                turn_state.save_progress,
+                self.ctx.turn_id,
+                self.ctx.attempt,
+                self.ctx.reply_id,
+                st.text,
+                list(st.tool_calls),
+                self.pub.seq,
             )
             if not owned:
                 raise StaleTurn()

@@ -81,7 +81,11 @@ def _token_from_subprotocols(ws: WebSocket) -> tuple[str | None, str | None]:
     string would end up in access logs)."""
     offered = ws.scope.get("subprotocols") or []
     token = next(
-        (p[len(TOKEN_SUBPROTOCOL_PREFIX):] for p in offered if p.startswith(TOKEN_SUBPROTOCOL_PREFIX)),
+        (
+            p[len(TOKEN_SUBPROTOCOL_PREFIX) :]
+            for p in offered
+            if p.startswith(TOKEN_SUBPROTOCOL_PREFIX)
+        ),
         None,
     )
     return token, SUBPROTOCOL if SUBPROTOCOL in offered else None
@@ -110,9 +114,7 @@ async def assistant_ws(websocket: WebSocket, project_name: str) -> None:
     await websocket.accept(subprotocol=subprotocol)
     conn = Conn(websocket, settings, project_name)
     try:
-        conn.user_id = await run_in_threadpool(
-            _authorize, websocket, settings, project_name, token
-        )
+        conn.user_id = await run_in_threadpool(_authorize, websocket, settings, project_name, token)
     except AssistantError as exc:
         await conn.error(exc.message)
         await websocket.close(code=exc.ws_close_code or 1008, reason=exc.message[:100])
@@ -166,7 +168,9 @@ async def _serve(conn: Conn) -> None:
 
 def _first_problem(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"] if p not in ("start", "message", "ping", "cancel", "resume"))
+    where = ".".join(
+        str(p) for p in err["loc"] if p not in ("start", "message", "ping", "cancel", "resume")
+    )
     return f"{where}: {err['msg']}" if where else str(err["msg"])
 
 
@@ -188,9 +192,7 @@ async def _handle(conn: Conn, msg: object) -> None:
         if conn.conversation_id is None:
             await conn.error("No active session. Send 'start' first.")
             return
-        await cancel_turn(
-            conn.ws.app.state.redis, conn.settings, conn.conversation_id, msg.turn_id
-        )
+        await cancel_turn(conn.ws.app.state.redis, conn.settings, conn.conversation_id, msg.turn_id)
 
 
 def _open_conversation(conn: Conn, conversation_id: int | None) -> tuple[int, int | None]:
@@ -265,12 +267,12 @@ async def _message(conn: Conn, msg: UserMsg) -> None:
         await conn.error(f"Message too long ({len(content)} characters; the limit is {limit})")
         return
     await check_turn_allowed(conn.ws.app.state.redis, conn.settings, conn.user_id)
-    turn_id, created = await run_in_threadpool(
-        _begin_turn, conn, content, msg.client_message_id
-    )
+    turn_id, created = await run_in_threadpool(_begin_turn, conn, content, msg.client_message_id)
     await conn.send(
         Chunk(
-            type="message_accepted", turn_id=turn_id, conversation_id=conn.conversation_id,
+            type="message_accepted",
+            turn_id=turn_id,
+            conversation_id=conn.conversation_id,
             client_message_id=msg.client_message_id,
         )
     )

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
+from shared.conversations import messages_of
 from shared.db import session_scope
 from shared.demo_model import DemoModelServer
-from shared.conversations import messages_of
 from shared.models import Turn
 from shared.protocol import GREETING
 from tests.support.client import WsClient, text_of, turn_frames
@@ -36,8 +36,13 @@ def test_new_conversation_gets_greeting_and_answer_with_tool_call(
     assert len({f["turn_id"] for f in turn}) == 1
     calls = [f for f in turn if f["type"] == "tool_call"]
     assert calls == [
-        {"type": "tool_call", "tool": "read_file", "input": {"path": "src/app.py"},
-         "turn_id": turn[0]["turn_id"], "seq": calls[0]["seq"]}
+        {
+            "type": "tool_call",
+            "tool": "read_file",
+            "input": {"path": "src/app.py"},
+            "turn_id": turn[0]["turn_id"],
+            "seq": calls[0]["seq"],
+        }
     ]
     assert turn[-1]["type"] == "response_done" and turn[-1]["status"] == "complete"
     answer = text_of(turn)
@@ -63,9 +68,7 @@ def test_new_conversation_gets_greeting_and_answer_with_tool_call(
         assert msgs[2].tool_calls == [{"tool": "read_file", "input": {"path": "src/app.py"}}]
 
 
-def test_conversation_lists_and_resumes_with_history(
-    stack: Stack, project_dir: Path
-) -> None:
+def test_conversation_lists_and_resumes_with_history(stack: Stack, project_dir: Path) -> None:
     acct = make_account()
     project = make_project(project_dir)
     url = f"{stack.api.ws_url}/api/assistant/ws/{project}"

@@ -66,12 +66,34 @@ def test_websocket_frame_fuzz_never_breaks_the_server(stack: Stack, project_dir:
     acct = make_account()
     rng = random.Random(1234)
     values: list[object] = [
-        None, True, 0, -1, 2**63, 1.5, "", "x" * 300, "\x00", "💥", [], {}, [1, "a"], {"a": 1},
+        None,
+        True,
+        0,
+        -1,
+        2**63,
+        1.5,
+        "",
+        "x" * 300,
+        "\x00",
+        "💥",
+        [],
+        {},
+        [1, "a"],
+        {"a": 1},
     ]
     types = ["start", "message", "ping", "cancel", "resume", "bogus", "", None, 5]
     fields = ["conversation_id", "content", "turn_id", "after_seq", "client_message_id", "zz"]
-    frames = ["", "{", "[]", "null", "42", '"text"', "{}", '{"type": []}', "\ud800".encode(
-        "utf-8", "surrogatepass").decode("utf-8", "replace")]
+    frames = [
+        "",
+        "{",
+        "[]",
+        "null",
+        "42",
+        '"text"',
+        "{}",
+        '{"type": []}',
+        "\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
+    ]
     for _ in range(150):
         msg = {"type": rng.choice(types)}
         for name in rng.sample(fields, rng.randint(0, 3)):
@@ -96,11 +118,23 @@ def test_openapi_fuzz_finds_no_server_errors(stack: Stack) -> None:
     admin = make_account(admin=True)
     result = subprocess.run(
         [
-            str(Path(sys.executable).parent / "st"), "run", f"{stack.api.base_url}/openapi.json",
-            "--checks", "not_a_server_error", "-H", f"Authorization: Bearer {admin.token}",
-            "--max-examples", "25", "--seed", "7", "--request-timeout", "10",
+            str(Path(sys.executable).parent / "st"),
+            "run",
+            f"{stack.api.base_url}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "-H",
+            f"Authorization: Bearer {admin.token}",
+            "--max-examples",
+            "25",
+            "--seed",
+            "7",
+            "--request-timeout",
+            "10",
         ],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout or "passed" in result.stdout.lower()

@@ -35,7 +35,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> None:
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -110,12 +112,17 @@ class StackFactory:
         env.update(extra or {})
         return env
 
-    def _spawn(self, args: list[str], name: str, extra: dict[str, str] | None) -> tuple[subprocess.Popen[bytes], Path]:
+    def _spawn(
+        self, args: list[str], name: str, extra: dict[str, str] | None
+    ) -> tuple[subprocess.Popen[bytes], Path]:
         log_path = self.tmp / f"{name}-{uuid.uuid4().hex[:6]}.log"
         with log_path.open("wb") as log:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "cli", *args], cwd=REPO, env=self.env(extra),
-                stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "cli", *args],
+                cwd=REPO,
+                env=self.env(extra),
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return popen, log_path
 
@@ -140,7 +147,8 @@ class StackFactory:
         name = f"w{uuid.uuid4().hex[:6]}"
         popen, log_path = self._spawn(
             ["worker", "--concurrency", str(concurrency), "--hostname", f"{name}@test"],
-            "worker", extra,
+            "worker",
+            extra,
         )
         worker = Proc(popen, log_path)
         self.procs.append(worker)

@@ -89,7 +89,7 @@ class TestWorkerLoss:
         turn = assert_clean_sequence(frames)
         restarts = [i for i, f in enumerate(turn) if f["type"] == "turn_restarted"]
         assert len(restarts) == 1
-        assert text_of(turn[restarts[0]:]) == WORDS_200  # the re-run's full text
+        assert text_of(turn[restarts[0] :]) == WORDS_200  # the re-run's full text
         assert turn[-1] == {**turn[-1], "type": "response_done", "status": "complete"}
         stored, replies = stored_turn(turn[0]["turn_id"])
         assert stored.status == "complete" and stored.attempt == 2
@@ -208,7 +208,7 @@ class TestCancel:
     def test_cancel_mid_stream_stops_within_a_second_and_keeps_partial(
         self, stack: Stack, project_dir: Path
     ) -> None:
-        ws, conv_id = open_chat(stack.api.ws_url, project_dir)
+        ws, _conv_id = open_chat(stack.api.ws_url, project_dir)
         with ws:
             ws.send(type="message", content="[[text:2000]] [[slow:20]]")
             frames = first_text(ws)
@@ -274,9 +274,7 @@ class TestModelErrors:
         stored, replies = stored_turn(turn[0]["turn_id"])
         assert stored.status == "failed" and replies[0].status == "failed"
 
-    def test_error_mid_stream_keeps_the_partial_text(
-        self, stack: Stack, project_dir: Path
-    ) -> None:
+    def test_error_mid_stream_keeps_the_partial_text(self, stack: Stack, project_dir: Path) -> None:
         ws, _ = open_chat(stack.api.ws_url, project_dir)
         with ws:
             frames = ws.ask("[[text:20]] [[error-midstream]]")
@@ -288,7 +286,9 @@ class TestModelErrors:
     def test_stalled_model_stream_times_out_with_an_error(
         self, isolated: StackFactory, project_dir: Path
     ) -> None:
-        stack = isolated.stack({"ASSISTANT_MODEL_TIMEOUT_S": "2", "ASSISTANT_MODEL_MAX_RETRIES": "0"})
+        stack = isolated.stack(
+            {"ASSISTANT_MODEL_TIMEOUT_S": "2", "ASSISTANT_MODEL_MAX_RETRIES": "0"}
+        )
         ws, _ = open_chat(stack.api.ws_url, project_dir)
         with ws:
             frames = ws.ask("[[text:10]] [[stall:30]]", timeout=30)
