@@ -57,7 +57,9 @@ class TurnFollower:
                 return
             while not self.done:
                 try:
-                    item = await asyncio.wait_for(queue.get(), IDLE_CHECK_S)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel.
+                    async with asyncio.timeout(IDLE_CHECK_S):
+                        item = await queue.get()
                 except TimeoutError:
                     item = RESYNC
                 if item is RESYNC:

@@ -60,6 +60,8 @@ class TurnPublisher:
         self.redis = redis
         self.turn_id = turn_id
         self.seq = start_seq
+        # The last seq that reached Redis: what a re-run or the watchdog must continue after.
+        self.sent_seq = start_seq
         self.maxlen = maxlen
         self.ttl_s = ttl_s
         self._lock = asyncio.Lock()
@@ -74,6 +76,7 @@ class TurnPublisher:
             while True:
                 try:
                     await self._send(data)
+                    self.sent_seq = self.seq
                     return self.seq
                 except REDIS_ERRORS as exc:
                     if time.monotonic() >= deadline:

@@ -28,10 +28,21 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
+def _sqlite_begin(conn: Any) -> None:
+    # Several processes write one file. A deferred transaction that reads and then writes can
+    # fail at once with "database is locked" (the busy timeout does not apply to that upgrade);
+    # taking the write lock up front makes every writer wait its turn instead. Transactions
+    # here are short, and deployments use PostgreSQL.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would defer it).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     # WAL lets the API read while a worker writes; foreign keys make cascades real.
     cur.execute("PRAGMA journal_mode=WAL")

@@ -38,10 +38,15 @@ def check_project_path(raw: str) -> Path:
     """Resolve a path a user wants to register, refusing system and secret locations."""
     if not raw or "\x00" in raw:
         raise InvalidInput("Project path is empty or invalid")
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        path = Path.cwd() / path
     try:
+        os.fsencode(raw)  # a lone surrogate cannot name a file (UnicodeEncodeError in stat)
+    except UnicodeError:
+        raise InvalidInput("Project path is empty or invalid") from None
+    try:
+        # expanduser raises RuntimeError for "~nosuchuser"; resolve for a symlink loop.
+        path = Path(raw).expanduser()
+        if not path.is_absolute():
+            path = Path.cwd() / path
         real = path.resolve(strict=True)
     except (OSError, RuntimeError):
         raise InvalidInput("Project path does not exist") from None

@@ -18,9 +18,13 @@ class _ClientMsg(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
 
+# Ids are database keys: anything outside a signed 64-bit range cannot exist.
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
 class StartMsg(_ClientMsg):
     type: Literal["start"]
-    conversation_id: int | None = None
+    conversation_id: Id | None = None
 
 
 class UserMsg(_ClientMsg):
@@ -35,7 +39,7 @@ class PingMsg(_ClientMsg):
 
 class CancelMsg(_ClientMsg):
     type: Literal["cancel"]
-    turn_id: int | None = None
+    turn_id: Id | None = None
 
 
 class ResumeMsg(_ClientMsg):
@@ -43,9 +47,9 @@ class ResumeMsg(_ClientMsg):
     conversation by `conversation_id` without a greeting."""
 
     type: Literal["resume"]
-    turn_id: int | None = None
-    after_seq: Annotated[int, Field(ge=0)] = 0
-    conversation_id: int | None = None
+    turn_id: Id | None = None
+    after_seq: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    conversation_id: Id | None = None
 
 
 ClientMsg = Annotated[

@@ -101,6 +101,10 @@ def finish(
                     status=TERMINAL_MESSAGE_STATUS[status],
                 )
             )
+        else:
+            # Ended before (re)starting: a reply left from an earlier attempt keeps its text
+            # but must not stay "streaming" forever.
+            _end_reply(session, turn_id, TERMINAL_MESSAGE_STATUS[status])
         turn = session.get(Turn, turn_id)
         if turn is not None:
             session.execute(
@@ -109,6 +113,14 @@ def finish(
                 .values(updated_at=now)
             )
         return True
+
+
+def _end_reply(session: Session, turn_id: int, status: MessageStatus) -> None:
+    session.execute(
+        update(Message)
+        .where(col(Message.turn_id) == turn_id, col(Message.status) == MessageStatus.streaming)
+        .values(status=status, updated_at=utcnow())
+    )
 
 
 def _owns(session: Session, turn_id: int, attempt: int, last_seq: int) -> bool:
@@ -179,7 +191,10 @@ def expire_queued(turn_id: int, attempt: int, logged_seq: int) -> int | None:
                 error="No worker picked up this reply in time",
             )
         )
-        return seq if _rows(result) == 1 else None
+        if _rows(result) != 1:
+            return None
+        _end_reply(session, turn_id, MessageStatus.failed)
+        return seq
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,7 @@ class TurnRun:
                 self.ctx.reply_id,
                 st.text,
                 list(st.tool_calls),
-                self.pub.seq,
+                self.pub.sent_seq,
             )
             if not owned:
                 raise StaleTurn()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException
 from fastapi import Path as PathParam
-from sqlmodel import select
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, RedisDep, SessionDep, SettingsDep
@@ -23,7 +23,6 @@ from api.turns import cancel_turn
 from shared import conversations as convs
 from shared import projects
 from shared.channels import REDIS_ERRORS, cancel_key, heartbeat_key, turn_log
-from shared.db import session_scope
 from shared.errors import Conflict
 from shared.models import Conversation, Turn
 
@@ -63,7 +62,9 @@ def create_conversation(
     """Create an empty conversation about a project."""
     projects.get_project(session, project_name)
     assert user.id is not None
-    return _summary(convs.create_conversation(session, project_name, user.id), 0)
+    conv = convs.create_conversation(session, project_name, user.id)
+    session.commit()  # before the response: the client may use the id at once
+    return _summary(conv, 0)
 
 
 @router.get("/{project_name}/{conversation_id}", response_model=ConversationDetail)
@@ -89,32 +90,36 @@ def get_conversation(
     )
 
 
-def _turns_to_delete(project_name: str, conversation_id: int, user_id: int) -> list[int]:
+def _turns_to_delete(
+    session: Session, project_name: str, conversation_id: int, user_id: int
+) -> list[int]:
     """The ids of the conversation's turns, all finished (Conflict while a reply runs)."""
-    with session_scope() as session:
-        projects.get_project(session, project_name)
-        convs.get_conversation(session, conversation_id, project_name, user_id)
-        if convs.active_turn(session, conversation_id) is not None:
-            raise Conflict(REPLY_RUNNING)
-        turns = session.exec(select(Turn).where(Turn.conversation_id == conversation_id)).all()
-        return [t.id for t in turns if t.id is not None]
+    projects.get_project(session, project_name)
+    convs.get_conversation(session, conversation_id, project_name, user_id)
+    if convs.active_turn(session, conversation_id) is not None:
+        raise Conflict(REPLY_RUNNING)
+    turns = session.exec(select(Turn).where(Turn.conversation_id == conversation_id)).all()
+    return [t.id for t in turns if t.id is not None]
 
 
-def _delete(project_name: str, conversation_id: int, user_id: int) -> None:
-    with session_scope() as session:
-        conv = convs.get_conversation(session, conversation_id, project_name, user_id)
-        if convs.active_turn(session, conversation_id) is not None:
-            raise Conflict(REPLY_RUNNING)  # one started since we looked
-        convs.delete_conversation(session, conv)
+def _delete(session: Session, project_name: str, conversation_id: int, user_id: int) -> None:
+    conv = convs.get_conversation(session, conversation_id, project_name, user_id)
+    if convs.active_turn(session, conversation_id) is not None:
+        raise Conflict(REPLY_RUNNING)  # one started since we looked
+    convs.delete_conversation(session, conv)
+    session.commit()
 
 
 @router.delete("/{project_name}/{conversation_id}", response_model=Success)
 async def delete_conversation(
-    project_name: str, conversation_id: ConversationId, user: CurrentUser, redis: RedisDep
+    project_name: str, conversation_id: ConversationId, session: SessionDep, user: CurrentUser,
+    redis: RedisDep,
 ) -> Success:
     """Delete a conversation and its messages (not while a reply is being generated)."""
     assert user.id is not None
-    turn_ids = await run_in_threadpool(_turns_to_delete, project_name, conversation_id, user.id)
+    turn_ids = await run_in_threadpool(
+        _turns_to_delete, session, project_name, conversation_id, user.id
+    )
     # SQLite hands a deleted row's id to the next row: drop the turns' Redis state first, so
     # a future turn with the same id cannot replay this conversation's chunks (or be cancelled
     # by its cancel flag). The turns are finished, so nothing writes these keys any more.
@@ -127,24 +132,26 @@ async def delete_conversation(
             raise HTTPException(
                 503, "The conversation cannot be deleted right now; please try again"
             ) from None
-    await run_in_threadpool(_delete, project_name, conversation_id, user.id)
+    await run_in_threadpool(_delete, session, project_name, conversation_id, user.id)
     return Success(message="Conversation deleted")
 
 
-def _owned(project_name: str, conversation_id: int, user_id: int) -> None:
-    with session_scope() as session:
-        projects.get_project(session, project_name)
-        convs.get_conversation(session, conversation_id, project_name, user_id)
+def _owned(session: Session, project_name: str, conversation_id: int, user_id: int) -> None:
+    projects.get_project(session, project_name)
+    convs.get_conversation(session, conversation_id, project_name, user_id)
+    # End the request's transaction before cancel_turn writes in sessions of its own: signing
+    # in wrote the token's last-use time, and SQLite would hold that write lock against them.
+    session.commit()
 
 
 @router.post("/{project_name}/{conversation_id}/cancel", response_model=TurnPublic)
 async def cancel(
-    project_name: str, conversation_id: ConversationId, user: CurrentUser, redis: RedisDep,
-    settings: SettingsDep,
+    project_name: str, conversation_id: ConversationId, session: SessionDep, user: CurrentUser,
+    redis: RedisDep, settings: SettingsDep,
 ) -> TurnPublic:
     """Stop the reply being generated in a conversation (it is kept, marked cancelled)."""
     assert user.id is not None
-    await run_in_threadpool(_owned, project_name, conversation_id, user.id)
+    await run_in_threadpool(_owned, session, project_name, conversation_id, user.id)
     turn: Turn = await cancel_turn(redis, settings, conversation_id)
     assert turn.id is not None
     return TurnPublic(

@@ -5,22 +5,31 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import RedisDep, SessionDep
+from api.deps import RedisDep
 from api.schemas import Health
 from shared.channels import REDIS_ERRORS
+from shared.db import session_scope
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
-async def healthz(session: SessionDep, redis: RedisDep) -> JSONResponse:
-    """Report whether the database and Redis answer; 503 when either does not."""
+def _database_answers() -> bool:
     try:
-        session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-        database = "ok"
+        with session_scope() as session:
+            session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        return True
     except Exception:
-        database = "unavailable"
+        return False
+
+
+@router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
+async def healthz(redis: RedisDep) -> JSONResponse:
+    """Report whether the database and Redis answer; 503 when either does not."""
+    # In a thread: an unreachable database must not stall the event loop (and every
+    # WebSocket with it) for the length of a connect timeout.
+    database = "ok" if await run_in_threadpool(_database_answers) else "unavailable"
     try:
         await redis.ping()
         redis_state = "ok"

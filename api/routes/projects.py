@@ -25,11 +25,14 @@ def list_projects(session: SessionDep, _user: CurrentUser) -> list[ProjectPublic
 @router.post("", response_model=ProjectPublic, status_code=201)
 def add_project(body: ProjectCreate, session: SessionDep, _admin: AdminUser) -> ProjectPublic:
     """Register a project directory (administrators only)."""
-    return _public(projects.add_project(session, body.name, body.path))
+    project = projects.add_project(session, body.name, body.path)
+    session.commit()  # before the 201: a project that was not stored must not be reported
+    return _public(project)
 
 
 @router.delete("/{project_name}", response_model=Success)
 def remove_project(project_name: str, session: SessionDep, _admin: AdminUser) -> Success:
     """Unregister a project (administrators only); its files are never touched."""
     projects.remove_project(session, project_name)
+    session.commit()
     return Success(message="Project removed")

@@ -59,6 +59,7 @@ class Conn:
     id: str = field(default_factory=lambda: f"{time.time_ns()}-{uuid.uuid4().hex[:8]}")
     follower: asyncio.Task[None] | None = None
     following: int | None = None
+    generation: int = 0
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Highest seq sent per turn on this connection: switching followers never repeats one.
     sent_seq: dict[int, int] = field(default_factory=dict)
@@ -69,6 +70,11 @@ class Conn:
                 await self.ws.send_text(chunk.dump())
                 if chunk.turn_id is not None and chunk.seq is not None:
                     self.sent_seq[chunk.turn_id] = chunk.seq
+
+    async def send_for(self, generation: int, chunk: Chunk) -> None:
+        """Send on behalf of a follower; a replaced (stale) follower can never send again."""
+        if generation == self.generation:
+            await self.send(chunk)
 
     async def error(self, content: str) -> None:
         await self.send(error_chunk(content))
@@ -136,7 +142,13 @@ async def assistant_ws(websocket: WebSocket, project_name: str) -> None:
 
 async def _serve(conn: Conn) -> None:
     while True:
-        raw = await conn.ws.receive_text()
+        message = await conn.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        raw = message.get("text")
+        if raw is None:
+            await conn.error("Binary frames are not supported: send JSON text frames")
+            continue
         if len(raw.encode()) > conn.settings.max_ws_frame_bytes:
             await conn.error(f"Message too large (limit {conn.settings.max_ws_frame_bytes} bytes)")
             continue
@@ -299,8 +311,14 @@ def _follow(conn: Conn, turn_id: int, after_seq: int) -> _FollowTask:
             after_seq = max(after_seq, conn.sent_seq.get(turn_id, 0))
         conn.follower.cancel()
     conn.following = turn_id
+    conn.generation += 1
+    generation = conn.generation
+
+    async def send(chunk: Chunk) -> None:
+        await conn.send_for(generation, chunk)
+
     app = conn.ws.app
-    follower = TurnFollower(app.state.relay, app.state.redis, turn_id, after_seq, conn.send)
+    follower = TurnFollower(app.state.relay, app.state.redis, turn_id, after_seq, send)
 
     async def run() -> None:
         try:

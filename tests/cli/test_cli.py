@@ -207,3 +207,13 @@ def test_users_add_invalid_name(cli: Cli, db: Engine) -> None:
     assert_one_line_error(cli("users", "add", "bad name"))
     assert cli.ok("users", "list").out == ""
     assert inspect(db).has_table("users")
+
+
+def test_uvicorn_frame_cap_sits_above_the_api_frame_limit() -> None:
+    """Else uvicorn cuts a slightly-too-large frame (1009) before the API can answer it."""
+    from cli.main import ws_hard_limit
+
+    for limit in (2_000, 256_000, 8_000_000):
+        cap = ws_hard_limit(limit)
+        assert cap > limit
+        assert cap <= max(4 * limit, 1 << 20)  # still a hard cap, not unlimited

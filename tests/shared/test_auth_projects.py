@@ -222,7 +222,8 @@ def test_missing_paths_files_and_junk_are_refused(session: Session, tmp_path: Pa
     (tmp_path / "file.txt").write_text("x")
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     for raw in (str(tmp_path / "missing"), str(tmp_path / "file.txt"), "", "a\x00b",
-                str(tmp_path / "loop")):
+                str(tmp_path / "loop"), "~nosuchuser-7f3a/x", "~\x97\U000fbf54\x1d",
+                f"{tmp_path}/\ud800", "\udbaf", "/" + "a" * 5000):
         with pytest.raises(InvalidInput):
             projects.add_project(session, "p", raw)
     assert projects.list_projects(session) == []
