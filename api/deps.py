@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from shared import auth
 from shared.config import Settings, get_settings
-from shared.db import get_engine
+from shared.db import get_engine, session_scope
 from shared.errors import Forbidden
 from shared.models import User
 
@@ -26,7 +26,8 @@ def get_db() -> Iterator[Session]:
             raise
 
 
-SessionDep = Annotated[Session, Depends(get_db)]
+# scope="function": the commit happens before the response is sent, never after it.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -44,11 +45,11 @@ def resolve_user(session: Session, settings: Settings, token: str | None) -> Use
     return auth.authenticate(session, token)
 
 
-def get_current_user(request: Request, session: SessionDep, settings: SettingsDep) -> User:
-    user = resolve_user(session, settings, bearer_token(request.headers.get("authorization")))
-    # Detached copies are used after the session closes; make sure the fields are loaded.
-    session.flush()
-    return user
+def get_current_user(request: Request, settings: SettingsDep) -> User:
+    # Its own short transaction (it records the token's last use): the request's session must
+    # not hold a write lock for the whole request.
+    with session_scope() as session:
+        return resolve_user(session, settings, bearer_token(request.headers.get("authorization")))
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -30,10 +30,13 @@ GONE = "Part of this reply can no longer be streamed; reload the conversation to
 Send = Callable[[Chunk], Awaitable[None]]
 
 
-def _turn_finished(turn_id: int) -> bool:
+def _turn_finished(turn_id: int) -> tuple[bool, int]:
+    """(whether the turn has ended, the seq of its last chunk)."""
     with session_scope() as session:
         turn = session.get(Turn, turn_id)
-        return turn is None or is_finished(turn)
+        if turn is None:
+            return True, 0
+        return is_finished(turn), turn.last_seq
 
 
 class TurnFollower:
@@ -80,13 +83,21 @@ class TurnFollower:
             await self._deliver_log()
             if self.done:
                 return False
-            if check_finished and await run_in_threadpool(_turn_finished, self.turn_id):
+            finished, last_seq = (
+                await run_in_threadpool(_turn_finished, self.turn_id)
+                if check_finished
+                else (False, 0)
+            )
+            if finished:
                 # It may have finished just after we read: read once more before giving up.
                 await self._deliver_log()
                 if self.done:
                     return False
-                # Finished, yet its terminal chunk is not in the log: expired or lost.
-                await self._give_up()
+                self.done = True
+                if self.last < last_seq:
+                    # Finished, yet the rest is not in the log: expired or lost.
+                    await self._give_up()
+                # else: the client already has everything up to the terminal chunk.
                 return False
         except REDIS_ERRORS:
             # Redis is away; the relay will RESYNC us when it is back, unless that takes long.

@@ -75,8 +75,14 @@ class Project(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+# SQLite reuses the largest rowid after a delete unless AUTOINCREMENT is set; Redis state is
+# keyed by these ids (replay logs, cancel flags), so an id must never come back.
+_NO_ID_REUSE = {"sqlite_autoincrement": True}
+
+
 class Conversation(SQLModel, table=True):
     __tablename__ = "conversations"
+    __table_args__ = _NO_ID_REUSE
 
     id: int | None = Field(default=None, primary_key=True)
     project_name: str = Field(max_length=50, index=True)
@@ -88,6 +94,7 @@ class Conversation(SQLModel, table=True):
 
 class Message(SQLModel, table=True):
     __tablename__ = "messages"
+    __table_args__ = _NO_ID_REUSE
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversations.id", index=True, ondelete="CASCADE")
@@ -120,6 +127,7 @@ class Turn(SQLModel, table=True):
             "client_message_id",
             unique=True,
         ),
+        _NO_ID_REUSE,
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -30,7 +30,10 @@ def readme_excerpt(root: Path, limit: int = README_EXCERPT_CHARS) -> tuple[str, 
     for rel in README_CANDIDATES:
         candidate = base / rel
         try:
-            # Only a regular file inside the project: a README symlinked elsewhere is skipped.
+            # Only a regular file, never a symlink: a README linked elsewhere, or to a secret
+            # inside the project (.env), must not end up in the prompt.
+            if candidate.is_symlink():
+                continue
             real = candidate.resolve(strict=True)
             if not real.is_file() or not real.is_relative_to(base):
                 continue

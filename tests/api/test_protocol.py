@@ -361,11 +361,6 @@ class TestSession:
             replay = ws.until_terminal()
         assert replay == [f for f in full if f.get("seq", 0) > 2]
 
-    @pytest.mark.xfail(
-        reason="api/follow.py TurnFollower._catch_up: resuming a finished turn after its last "
-        "seq finds nothing newer in the log and reports the reply as lost (GONE error)",
-        strict=True,
-    )
     def test_resume_after_the_last_seq_reports_no_loss(
         self, stack: Stack, acct: Account, project: str
     ) -> None:

@@ -32,7 +32,7 @@ class WsClient:
     def recv_until(self, pred: Any, timeout: float = 30) -> list[dict[str, Any]]:
         """Frames up to and including the first that satisfies `pred`."""
         deadline = time.monotonic() + timeout
-        got = []
+        got: list[dict[str, Any]] = []
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 044885c59681
+Revision ID: 0980e8834256
 Revises: 
-Create Date: 2026-11-23 22:16:34.716628
+Create Date: 2026-11-23 22:43:19.566067
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = '044885c59681'
+
+revision: str = '0980e8834256'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -59,7 +60,8 @@ def upgrade() -> None:
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_conversations_user_id_users'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_conversations'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_conversations')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_conversations_project_name'), ['project_name'], unique=False)
@@ -77,7 +79,8 @@ def upgrade() -> None:
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_messages_conversation_id_conversations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
-    sa.UniqueConstraint('turn_id', name=op.f('uq_messages_turn_id'))
+    sa.UniqueConstraint('turn_id', name=op.f('uq_messages_turn_id')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_messages_conversation_id'), ['conversation_id'], unique=False)
@@ -99,7 +102,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_turns_conversation_id_conversations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_turns_user_id_users'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_message_id'], ['messages.id'], name=op.f('fk_turns_user_message_id_messages')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_turns'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_turns')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('turns', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_turns_conversation_id'), ['conversation_id'], unique=False)
