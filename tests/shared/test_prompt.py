@@ -210,11 +210,12 @@ def test_readme_symlinked_outside_the_project_is_ignored(tmp_path: Path) -> None
     assert readme_excerpt(root) is None
 
 
-def test_readme_symlinked_inside_the_project_is_read(tmp_path: Path) -> None:
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "intro.md").write_text("inside")
-    (tmp_path / "README.md").symlink_to(tmp_path / "docs" / "intro.md")
-    assert readme_excerpt(tmp_path) == ("README.md", "inside")
+def test_readme_symlink_is_never_followed_even_inside_the_project(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("API_KEY=secret")
+    (tmp_path / "README.md").symlink_to(tmp_path / ".env")
+    (tmp_path / "SPEC.md").write_text("spec")
+    # A link could point at a secret the tools would refuse: only regular files are used.
+    assert readme_excerpt(tmp_path) == ("SPEC.md", "spec")
 
 
 def test_readme_that_is_not_a_regular_file_is_skipped(tmp_path: Path) -> None:
