@@ -11,19 +11,14 @@ from sqlmodel import Session
 
 from shared import auth
 from shared.config import Settings, get_settings
-from shared.db import get_engine, session_scope
+from shared.db import session_scope
 from shared.errors import Forbidden
 from shared.models import User
 
 
 def get_db() -> Iterator[Session]:
-    with Session(get_engine(), expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope() as session:
+        yield session
 
 
 # scope="function": the commit happens before the response is sent, never after it.

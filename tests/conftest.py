@@ -20,7 +20,9 @@ os.environ["ASSISTANT_DATABASE_URL"] = f"sqlite:///{_TMP / 'test.db'}"
 os.environ["ASSISTANT_DATA_DIR"] = str(_TMP)
 os.environ.pop("ASSISTANT_REDIS_URL", None)
 
+import shared.db  # noqa: E402
 from shared.config import get_settings  # noqa: E402
+from shared.db import make_engine  # noqa: E402
 from shared.demo_model import DemoModelServer  # noqa: E402
 from shared.migrate import upgrade  # noqa: E402
 from shared.redis_server import RedisServer  # noqa: E402
@@ -64,6 +66,38 @@ def stack_factory(
 def stack(stack_factory: StackFactory) -> Stack:
     """One API process and one worker process, shared by the tests that do not break them."""
     return stack_factory.stack()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(data_dir=tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def isolated(
+    own_redis: RedisServer,
+    model: DemoModelServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[StackFactory]:
+    """Processes with their own Redis and their own database.
+
+    Both, not just Redis: the session stack's watchdogs scan the database they share, and would
+    find these turns' heartbeats missing from their Redis and "recover" them. In a deployment
+    every process shares one Redis, so that cannot happen there. The test process's own
+    session_scope() is pointed at the same database.
+    """
+    url = f"sqlite:///{tmp_path / 'isolated.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    monkeypatch.setattr(shared.db, "get_engine", lambda: engine)
+    factory = StackFactory(tmp_path, url, own_redis.url, model.url)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+        engine.dispose()
 
 
 @pytest.fixture

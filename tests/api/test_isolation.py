@@ -6,13 +6,11 @@ user's conversation must look exactly like one that does not exist.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 from tests.support.client import WsClient, text_of
 from tests.support.data import Account, make_account, make_project
@@ -59,15 +57,6 @@ def pong(ws: WsClient) -> list[dict[str, Any]]:
     """Ping; every frame up to and including the pong."""
     ws.send(type="ping")
     return ws.recv_until(lambda m: m["type"] == "pong", timeout=10)
-
-
-def wait_for_close(ws: WsClient, timeout: float = 10) -> int | None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            ws.recv(timeout=max(deadline - time.monotonic(), 0.01))
-        except ConnectionClosed as exc:
-            return exc.rcvd.code if exc.rcvd is not None else None  # None: no close frame
 
 
 @pytest.fixture
@@ -214,7 +203,7 @@ class TestSessions:
             alices_conv = a.start()
             b.start()
             assert delete(stack, bob, f"{SESSIONS}/{project}").status_code == 200
-            assert wait_for_close(b) == 1000
+            assert b.until_closed()[1] == 1000
             # Bob's socket is closed, so the close request has been handled: Alice's is open.
             assert pong(a) == [{"type": "pong"}]
             assert sessions_of(stack, alice) == [project]

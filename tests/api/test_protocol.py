@@ -8,14 +8,12 @@ stays usable.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 from shared.protocol import GREETING
 from tests.support.client import TERMINAL, WsClient, text_of
@@ -29,26 +27,9 @@ def ws_url(api: Api, project: str) -> str:
     return f"{api.ws_url}/api/assistant/ws/{project}"
 
 
-def frames_until_close(
-    ws: WsClient, timeout: float = 10
-) -> tuple[list[dict[str, Any]], int | None]:
-    """Every frame the server sends until it closes the connection, and the close code (None
-    when the connection ended without a close frame)."""
-    deadline = time.monotonic() + timeout
-    frames: list[dict[str, Any]] = []
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"the server did not close the connection; got {frames}")
-        try:
-            frames.append(ws.recv(timeout=remaining))
-        except ConnectionClosed as exc:
-            return frames, exc.rcvd.code if exc.rcvd is not None else None
-
-
 def assert_refused(ws: WsClient, code: int, mentions: str) -> None:
     """One error frame naming the problem, then a close with `code`."""
-    frames, got = frames_until_close(ws)
+    frames, got = ws.until_closed()
     assert [f["type"] for f in frames] == ["error"], frames
     assert mentions.lower() in frames[0]["content"].lower()
     assert got == code

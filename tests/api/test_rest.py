@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 from api.schemas import (
     ConversationDetail,
@@ -82,16 +81,6 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10) ->
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(0.05)
-
-
-def wait_for_close(ws: WsClient, timeout: float = 10) -> int | None:
-    """Read until the server closes the connection; the close code."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            ws.recv(timeout=max(deadline - time.monotonic(), 0.01))
-        except ConnectionClosed as exc:
-            return exc.rcvd.code if exc.rcvd is not None else None  # None: no close frame
 
 
 @pytest.fixture
@@ -487,7 +476,7 @@ class TestSessions:
             resp = rest.delete(f"{SESSIONS}/{project}")
             assert resp.status_code == 200
             assert set(resp.json()) == fields(Success) and resp.json()["success"] is True
-            assert wait_for_close(ws) == 1000
+            assert ws.until_closed()[1] == 1000
         wait_until(lambda: sessions_of(rest) == [], "the closed session to be unlisted")
         assert rest.delete(f"{SESSIONS}/{project}").status_code == 404
 
@@ -501,7 +490,7 @@ class TestSessions:
             doomed.start()
             kept.start()
             assert rest.delete(f"{SESSIONS}/{project}").status_code == 200
-            assert wait_for_close(doomed) == 1000
+            assert doomed.until_closed()[1] == 1000
             kept.send(type="ping")
             assert kept.recv() == {"type": "pong"}
             assert sessions_of(rest) == [other_project]
@@ -519,7 +508,7 @@ class TestSessions:
             ws.send(type="message", content="Keep going [[text:20]] [[slow:30]]")
             ws.recv_until(lambda m: m["type"] == "text")
             assert rest.delete(f"{SESSIONS}/{project}").status_code == 200
-            assert wait_for_close(ws) == 1000
+            assert ws.until_closed()[1] == 1000
 
         def finished() -> bool:
             reply = rest.get(f"{CONVERSATIONS}/{project}/{conv_id}").json()["messages"][-1]

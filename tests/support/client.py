@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 TERMINAL = {"response_done", "error"}
@@ -41,6 +42,20 @@ class WsClient:
             got.append(msg)
             if pred(msg):
                 return got
+
+    def until_closed(self, timeout: float = 10) -> tuple[list[dict[str, Any]], int | None]:
+        """Every frame until the server closes the connection, and the close code (None when
+        it ended without a close frame)."""
+        deadline = time.monotonic() + timeout
+        frames: list[dict[str, Any]] = []
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"the server did not close the connection; got {frames}")
+            try:
+                frames.append(self.recv(timeout=remaining))
+            except ConnectionClosed as exc:
+                return frames, exc.rcvd.code if exc.rcvd is not None else None
 
     def until_terminal(self, timeout: float = 30) -> list[dict[str, Any]]:
         return self.recv_until(lambda m: m["type"] in TERMINAL and "turn_id" in m, timeout)

@@ -16,30 +16,23 @@ N = 100
 
 
 def test_one_worker_process_holds_100_turns_at_once(
-    stack_factory: StackFactory, model: DemoModelServer, project_dir: Path, tmp_path: Path
+    isolated: StackFactory, model: DemoModelServer, project_dir: Path
 ) -> None:
-    # Its own Redis server: only this test's single worker process consumes these turns.
-    from shared.redis_server import RedisServer
+    # Its own Redis: only this test's single worker process consumes these turns.
+    stack = isolated.stack()
+    project = make_project(project_dir)
+    acct = make_account()
+    url = f"{stack.api.ws_url}/api/assistant/ws/{project}"
 
-    with RedisServer(data_dir=tmp_path / "redis") as redis:
-        factory = StackFactory(tmp_path, stack_factory.database_url, redis.url, model.url)
-        try:
-            stack = factory.stack()
-            project = make_project(project_dir)
-            acct = make_account()
-            url = f"{stack.api.ws_url}/api/assistant/ws/{project}"
+    def one_turn(_: int) -> str:
+        with WsClient(url, acct.token) as ws:
+            ws.start()
+            # Each stream is held open by the stand-in until N of them are open at once:
+            # the reply says so only if the worker really held N turns together.
+            return text_of(ws.ask(f"[[barrier:{N}:60]]", timeout=90))
 
-            def one_turn(_: int) -> str:
-                with WsClient(url, acct.token) as ws:
-                    ws.start()
-                    # Each stream is held open by the stand-in until N of them are open at
-                    # once: the reply says so only if the worker really held N turns together.
-                    return text_of(ws.ask(f"[[barrier:{N}:60]]", timeout=90))
-
-            with ThreadPoolExecutor(max_workers=N) as pool:
-                answers = list(pool.map(one_turn, range(N)))
-        finally:
-            factory.stop_all()
+    with ThreadPoolExecutor(max_workers=N) as pool:
+        answers = list(pool.map(one_turn, range(N)))
 
     assert all(a.startswith(f"barrier reached: {N} concurrent") for a in answers), answers[:3]
     assert httpx.get(f"{model.url}/_stats").json()["streams_max"] >= N

@@ -7,7 +7,6 @@ chunk) and what the database holds (one assistant message per turn, with the rig
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from sqlmodel import select
 
 from shared.conversations import messages_of
 from shared.db import session_scope
-from shared.demo_model import DemoModelServer
 from shared.models import Message, Turn
 from shared.redis_server import RedisServer
 from tests.support.client import WsClient, text_of, turn_frames
@@ -25,24 +23,6 @@ from tests.support.processes import Stack, StackFactory, wait_for
 
 SLOW = "[[text:200]] [[slow:30]]"  # about six seconds of streaming
 WORDS_200 = " ".join(f"word{i}" for i in range(1, 201))
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with RedisServer(data_dir=tmp_path / "redis") as server:
-        yield server
-
-
-@pytest.fixture
-def isolated(
-    own_redis: RedisServer, database_url: str, model: DemoModelServer, tmp_path: Path
-) -> Iterator[StackFactory]:
-    """Processes on their own Redis (broker and channels), so no other worker takes the turn."""
-    factory = StackFactory(tmp_path, database_url, own_redis.url, model.url)
-    try:
-        yield factory
-    finally:
-        factory.stop_all()
 
 
 def assert_clean_sequence(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
