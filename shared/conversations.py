@@ -22,6 +22,7 @@ from shared.models import (
 from shared.protocol import GREETING
 
 TITLE_CHARS = 50
+BUSY = "A reply is still being generated in this conversation; wait or cancel it"
 MAX_ID = 2**63 - 1  # the largest id either database can store (SQLite INTEGER, PG BIGINT)
 
 
@@ -136,29 +137,33 @@ def start_turn(
     if existing is not None:
         return NewTurn(existing, created=False)
     if active_turn(session, conv.id) is not None:
-        raise Conflict("A reply is still being generated in this conversation; wait or cancel it")
+        raise Conflict(BUSY)
+    assert conv.user_id is not None
+    try:
+        # A savepoint: losing a race to one of the unique indexes leaves nothing behind.
+        with session.begin_nested():
+            user_msg = Message(conversation_id=conv.id, role="user", content=content)
+            session.add(user_msg)
+            session.flush()
+            assert user_msg.id is not None
+            turn = Turn(
+                conversation_id=conv.id,
+                user_id=conv.user_id,
+                user_message_id=user_msg.id,
+                client_message_id=client_message_id,
+            )
+            session.add(turn)
+            session.flush()
+    except IntegrityError:
+        # Another API process stored the same client_message_id (then that turn is the
+        # answer) or another turn of this conversation, a moment before us.
+        existing = turn_by_client_id(session, conv.id, client_message_id)
+        if existing is not None:
+            return NewTurn(existing, created=False)
+        raise Conflict(BUSY) from None
     if conv.title is None:
         conv.title = content.strip().replace("\n", " ")[:TITLE_CHARS]
     touch(conv)
-    user_msg = Message(conversation_id=conv.id, role="user", content=content)
-    session.add(user_msg)
-    session.flush()
-    assert user_msg.id is not None
-    assert conv.user_id is not None
-    turn = Turn(
-        conversation_id=conv.id,
-        user_id=conv.user_id,
-        user_message_id=user_msg.id,
-        client_message_id=client_message_id,
-    )
-    session.add(turn)
-    try:
-        session.flush()
-    except IntegrityError:
-        # Lost a race with another API process to the one-active-turn index.
-        raise Conflict(
-            "A reply is still being generated in this conversation; wait or cancel it"
-        ) from None
     return NewTurn(turn, created=True)
 
 

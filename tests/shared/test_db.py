@@ -360,6 +360,24 @@ def test_same_client_message_id_returns_the_existing_turn(engine: Engine, conv_i
         s.commit()
 
 
+def test_racing_duplicates_of_one_client_message_id_run_one_turn(
+    engine: Engine, conv_ids: Ids
+) -> None:
+    def send() -> tuple[int, bool]:
+        with Session(engine) as s:
+            new = convs.start_turn(s, _conv(s, conv_ids), "hello", "client-race")
+            s.commit()
+            assert new.turn.id is not None
+            return new.turn.id, new.created
+
+    results = _race(4, send)
+    # Whoever lost the race gets the winner's turn, not a "still being generated" error.
+    assert len({turn_id for turn_id, _ in results}) == 1
+    assert sorted(created for _, created in results) == [False, False, False, True]
+    assert _count(engine, Turn, conv_ids.conversation_id) == 1
+    assert _count(engine, Message, conv_ids.conversation_id) == 2
+
+
 def test_list_conversations_counts_and_orders_by_update(engine: Engine) -> None:
     base = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     with Session(engine) as s:
