@@ -28,7 +28,9 @@ from tests.support.data import make_account, make_project  # noqa: E402
 from tests.support.processes import StackFactory  # noqa: E402
 
 
-def run(coalesce_ms: str, words: int, turns: int, model_url: str, project_dir: Path) -> dict[str, float]:
+def run(
+    coalesce_ms: str, words: int, turns: int, model_url: str, project_dir: Path
+) -> dict[str, float]:
     with RedisServer(data_dir=_TMP / f"redis-{coalesce_ms}") as redis:
         factory = StackFactory(_TMP, os.environ["ASSISTANT_DATABASE_URL"], redis.url, model_url)
         try:
@@ -68,10 +70,14 @@ def main() -> None:
         coalesced = run("40", args.words, args.turns, model.url, project_dir)
     print(f"reply of {args.words} words, {args.turns} turns each")
     for name, result in (("per delta", per_delta), ("coalesced 40 ms", coalesced)):
-        print(f"  {name:16} chunks {result['chunks']:8.0f}  bytes {result['bytes']:9.0f}  "
-              f"median turn {result['seconds']:.3f} s")
-    print(f"  ratio (per delta / coalesced): chunks {per_delta['chunks'] / coalesced['chunks']:.1f}x, "
-          f"time {per_delta['seconds'] / coalesced['seconds']:.2f}x")
+        print(
+            f"  {name:16} chunks {result['chunks']:8.0f}  bytes {result['bytes']:9.0f}  "
+            f"median turn {result['seconds']:.3f} s"
+        )
+    print(
+        f"  ratio (per delta / coalesced): chunks {per_delta['chunks'] / coalesced['chunks']:.1f}x, "
+        f"time {per_delta['seconds'] / coalesced['seconds']:.2f}x"
+    )
 
 
 if __name__ == "__main__":
