@@ -74,10 +74,9 @@ def main() -> None:
             f"  {name:16} chunks {result['chunks']:8.0f}  bytes {result['bytes']:9.0f}  "
             f"median turn {result['seconds']:.3f} s"
         )
-    print(
-        f"  ratio (per delta / coalesced): chunks {per_delta['chunks'] / coalesced['chunks']:.1f}x, "
-        f"time {per_delta['seconds'] / coalesced['seconds']:.2f}x"
-    )
+    chunk_ratio = per_delta["chunks"] / coalesced["chunks"]
+    time_ratio = per_delta["seconds"] / coalesced["seconds"]
+    print(f"  ratio (per delta / coalesced): chunks {chunk_ratio:.1f}x, time {time_ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -77,7 +77,8 @@ def load_turn(turn_id: int, attempt: int, worker: str, settings: Settings) -> Tu
             root = project_root(get_project(session, conv.project_name))
         except AssistantError as exc:
             return f"{exc.message}: the project '{conv.project_name}' is no longer available"
-        previous = [m for m in messages_of(session, conv.id or 0) if (m.id or 0) < (user_msg.id or 0)]
+        cutoff = user_msg.id or 0
+        previous = [m for m in messages_of(session, conv.id or 0) if (m.id or 0) < cutoff]
         return TurnContext(
             turn_id=turn_id,
             attempt=attempt,
