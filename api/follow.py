@@ -22,9 +22,11 @@ from shared.models import Turn
 from shared.protocol import Chunk, error_chunk
 
 # With no chunk for this long, re-read the log and the turn's state (covers lost messages).
-IDLE_CHECK_S = 2.0
+IDLE_CHECK_S = 1.0
 # A client is told within ~10 s when Redis stays away (the reply is still saved in the database).
 REDIS_GIVE_UP_S = 7.0
+# A finished turn's missing tail may still be on its way (the producer commits, then publishes).
+TAIL_GRACE_S = 3.0
 GONE = "Part of this reply can no longer be streamed; reload the conversation to see it in full."
 
 Send = Callable[[Chunk], Awaitable[None]]
@@ -51,6 +53,7 @@ class TurnFollower:
         self.done = False
         self._redis_down_since: float | None = None
         self.subscribed = asyncio.Event()
+        self._tail_missing_since: float | None = None
 
     async def run(self) -> None:
         async with self.relay.watch(self.turn_id) as queue:
@@ -93,12 +96,16 @@ class TurnFollower:
                 await self._deliver_log()
                 if self.done:
                     return False
-                self.done = True
-                if self.last < last_seq:
-                    # Finished, yet the rest is not in the log: expired or lost.
+                if self.last >= last_seq:
+                    self.done = True  # the client already has everything, terminal included
+                    return False
+                # Finished, yet the rest is not in the log. Either its producer committed and
+                # is still publishing (a moment), or the log expired or was lost: wait a little.
+                now = time.monotonic()
+                self._tail_missing_since = self._tail_missing_since or now
+                if now - self._tail_missing_since > TAIL_GRACE_S:
                     await self._give_up()
-                # else: the client already has everything up to the terminal chunk.
-                return False
+                    return False
         except REDIS_ERRORS:
             # Redis is away; the relay will RESYNC us when it is back, unless that takes long.
             now = time.monotonic()

@@ -50,7 +50,9 @@ async def _refresh_sessions(app: FastAPI) -> None:
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
-    redis = Redis.from_url(settings.redis_dsn, socket_connect_timeout=3, health_check_interval=15)
+    redis = Redis.from_url(
+        settings.redis_dsn, socket_connect_timeout=3, socket_timeout=5, health_check_interval=15
+    )
     app.state.redis = redis
     app.state.connections = {}
     app.state.sessions = SessionRegistry(redis)

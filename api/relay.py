@@ -39,6 +39,7 @@ class Relay:
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._control_tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="relay")
@@ -137,16 +138,23 @@ class Relay:
     async def _dispatch(self, channel: str, data: bytes | str) -> None:
         if channel == SESSION_CONTROL:
             if self.on_control is not None:
-                try:
-                    await self.on_control(json.loads(data))
-                except Exception:
-                    log.exception("relay: control message failed")
+                # In a task: closing slow sockets must not hold up everyone's chunks.
+                task = asyncio.create_task(self._control(data))
+                self._control_tasks.add(task)
+                task.add_done_callback(self._control_tasks.discard)
             return
         chunk = parse_chunk(data)
         if chunk is None or chunk.turn_id is None:
             return
         for queue in list(self._watchers.get(chunk.turn_id, ())):
             queue.put_nowait(chunk)
+
+    async def _control(self, data: bytes | str) -> None:
+        assert self.on_control is not None
+        try:
+            await self.on_control(json.loads(data))
+        except Exception:
+            log.exception("relay: control message failed")
 
     def watching(self) -> int:
         return sum(len(q) for q in self._watchers.values())

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
 from shared import turn_state
-from shared.channels import TurnPublisher, cancel_key, last_logged_seq
+from shared.channels import (
+    REDIS_ERRORS,
+    SeqConflict,
+    TurnPublisher,
+    cancel_key,
+    last_logged_seq,
+)
 from shared.config import Settings
 from shared.conversations import active_turn
 from shared.db import session_scope
@@ -21,20 +28,50 @@ log = logging.getLogger(__name__)
 ENQUEUE_FAILED = "The message could not be queued for a worker; please try again."
 
 
-async def enqueue_or_fail(redis: Redis, settings: Settings, turn_id: int) -> None:
+async def enqueue_or_fail(redis: Redis, settings: Settings, turn_id: int, attempt: int = 1) -> None:
     """Hand the turn to the workers; if the broker cannot take it, fail it with a clear error."""
     try:
         # kombu's Redis publish is blocking I/O: keep it off the event loop.
-        await run_in_threadpool(enqueue_turn, turn_id, 1)
+        await run_in_threadpool(enqueue_turn, turn_id, attempt)
     except Exception:
         log.exception("turn %s: could not enqueue", turn_id)
-        if await run_in_threadpool(
-            turn_state.finish, turn_id, 1, None, "", [], TurnStatus.failed, 1, ENQUEUE_FAILED
-        ):
-            publisher = TurnPublisher(
-                redis, turn_id, 0, settings.replay_maxlen, settings.replay_ttl_s
-            )
-            await publisher.publish(error_chunk(ENQUEUE_FAILED), retry_s=2)
+        await _end_queued(redis, settings, turn_id, attempt, TurnStatus.failed, ENQUEUE_FAILED)
+
+
+async def _end_queued(
+    redis: Redis,
+    settings: Settings,
+    turn_id: int,
+    attempt: int,
+    status: TurnStatus,
+    error: str | None = None,
+) -> bool:
+    """End a turn no worker has claimed, with its one terminal chunk; False if one has."""
+    try:
+        logged = await last_logged_seq(redis, turn_id)
+    except REDIS_ERRORS:
+        logged = 0
+    seq = logged + 1
+    if not await run_in_threadpool(
+        turn_state.finish,
+        turn_id,
+        attempt,
+        None,
+        "",
+        [],
+        status,
+        seq,
+        error,
+        (TurnStatus.queued,),
+    ):
+        return False
+    chunk = error_chunk(error) if error else Chunk(type="response_done", status=status.value)
+    publisher = TurnPublisher(
+        redis, turn_id, seq - 1, settings.replay_maxlen, settings.replay_ttl_s
+    )
+    with contextlib.suppress(SeqConflict, *REDIS_ERRORS):
+        await publisher.publish(chunk, retry_s=2)
+    return True
 
 
 def _find_turn(conversation_id: int, turn_id: int | None) -> Turn | None:
@@ -52,17 +89,11 @@ async def cancel_turn(
     turn = await run_in_threadpool(_find_turn, conversation_id, turn_id)
     if turn is None or turn.id is None:
         raise NotFound("No running reply to cancel")
-    if turn.status == TurnStatus.queued:
-        logged = await last_logged_seq(redis, turn.id)
-        seq = max(turn.last_seq, logged) + 1
-        if await run_in_threadpool(
-            turn_state.finish, turn.id, turn.attempt, None, "", [], TurnStatus.cancelled, seq
-        ):
-            publisher = TurnPublisher(
-                redis, turn.id, seq - 1, settings.replay_maxlen, settings.replay_ttl_s
-            )
-            await publisher.publish(Chunk(type="response_done", status="cancelled"))
-            return turn
+    if turn.status == TurnStatus.queued and await _end_queued(
+        redis, settings, turn.id, turn.attempt, TurnStatus.cancelled
+    ):
+        turn.status = TurnStatus.cancelled
+        return turn
     if turn.status in (TurnStatus.queued, TurnStatus.running):
         # The worker's supervisor polls this key several times a second.
         await redis.set(cancel_key(turn.id), "1", ex=settings.replay_ttl_s)

@@ -14,6 +14,7 @@ import time
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.protocol import Chunk
@@ -48,6 +49,18 @@ def sessions_key(user_id: int) -> str:
     return f"sessions:{user_id}"
 
 
+class SeqConflict(Exception):
+    """The replay log already holds this seq: another producer owns the turn now."""
+
+
+_PUBLISH_LUA = """
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], ARGV[1], 'd', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', KEYS[2], ARGV[3])
+return 1
+"""
+
+
 class TurnPublisher:
     """Assigns `seq` and publishes the chunks of one turn run, in order.
 
@@ -67,36 +80,44 @@ class TurnPublisher:
         self._lock = asyncio.Lock()
 
     async def publish(self, chunk: Chunk, retry_s: float = 5.0) -> int:
+        """Publish the next chunk; raises SeqConflict when another producer got there first."""
         async with self._lock:
-            self.seq += 1
-            chunk = chunk.model_copy(update={"turn_id": self.turn_id, "seq": self.seq})
+            seq = self.seq + 1
+            chunk = chunk.model_copy(update={"turn_id": self.turn_id, "seq": seq})
             data = chunk.dump()
             deadline = time.monotonic() + (max(retry_s, 20.0) if chunk.is_terminal else retry_s)
             delay = 0.1
             while True:
                 try:
-                    await self._send(data)
-                    self.sent_seq = self.seq
-                    return self.seq
+                    await self._send(seq, data)
+                    self.sent_seq = seq
+                    break
+                except ResponseError as exc:
+                    if "equal or smaller" in str(exc):
+                        raise SeqConflict(f"turn {self.turn_id}: seq {seq} already taken") from exc
+                    raise
                 except REDIS_ERRORS as exc:
                     if time.monotonic() >= deadline:
-                        log.warning("turn %s: dropped seq %s: %s", self.turn_id, self.seq, exc)
-                        return self.seq
+                        # Dropped: the reply is still saved, and a follower reports the gap.
+                        log.warning("turn %s: dropped seq %s: %s", self.turn_id, seq, exc)
+                        break
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 1.0)
+            self.seq = seq
+            return seq
 
-    async def _send(self, data: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                turn_log(self.turn_id),
-                {"d": data},
-                id=f"{self.seq}-0",
-                maxlen=self.maxlen,
-                approximate=False,
-            )
-            pipe.expire(turn_log(self.turn_id), self.ttl_s)
-            pipe.publish(turn_channel(self.turn_id), data)
-            await pipe.execute()
+    async def _send(self, seq: int, data: str) -> None:
+        # One script: if the log refuses the entry (its seq is taken), nothing goes live either.
+        await self.redis.eval(
+            _PUBLISH_LUA,
+            2,
+            turn_log(self.turn_id),
+            turn_channel(self.turn_id),
+            f"{seq}-0",
+            self.maxlen,
+            data,
+            self.ttl_s,
+        )
 
 
 async def last_logged_seq(redis: Redis, turn_id: int) -> int:

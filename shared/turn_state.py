@@ -78,14 +78,19 @@ def finish(
     status: TurnStatus,
     last_seq: int,
     error: str | None = None,
+    from_statuses: tuple[TurnStatus, ...] = (TurnStatus.running,),
 ) -> bool:
-    """running -> a terminal status, storing the reply with it; False if we no longer own it."""
+    """A terminal status, from one of `from_statuses`, storing the reply with it.
+
+    False if the turn is not in such a state any more: e.g. the API cancelling a queued turn
+    (from queued only) loses to a worker that has just claimed it, and must signal instead.
+    """
     with session_scope() as session:
         now = utcnow()
         result = session.execute(
             update(Turn)
             .where(col(Turn.id) == turn_id, col(Turn.attempt) == attempt)
-            .where(col(Turn.status).in_([TurnStatus.running, TurnStatus.queued]))
+            .where(col(Turn.status).in_(list(from_statuses)))
             .values(status=status, finished_at=now, last_seq=last_seq, error=error)
         )
         if _rows(result) != 1:
@@ -151,7 +156,10 @@ def recover_lost(turn_id: int, attempt: int, logged_seq: int, max_attempts: int)
         rerun = attempt < max_attempts
         values: dict[str, Any] = {"last_seq": seq}
         if rerun:
-            values.update(status=TurnStatus.queued, attempt=attempt + 1, worker=None)
+            # started_at restarts the clock: the queued time-out counts from the re-queue.
+            values.update(
+                status=TurnStatus.queued, attempt=attempt + 1, worker=None, started_at=utcnow()
+            )
         else:
             values.update(
                 status=TurnStatus.failed,

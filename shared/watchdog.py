@@ -98,4 +98,8 @@ class Watchdog:
     async def _publish(self, turn_id: int, seq: int, chunk: Chunk) -> None:
         s = self.settings
         publisher = TurnPublisher(self.redis, turn_id, seq - 1, s.replay_maxlen, s.replay_ttl_s)
-        await publisher.publish(chunk)
+        try:
+            await publisher.publish(chunk)
+        except Exception:
+            # The database already says what happened; a follower reads it there.
+            log.exception("watchdog: could not announce turn %s", turn_id)

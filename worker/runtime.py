@@ -97,6 +97,9 @@ class Runtime:
                     last_beat = now
             except REDIS_ERRORS as exc:
                 log.warning("supervisor: Redis unavailable (%s); retrying", exc)
+            except Exception:
+                # E.g. READONLY or OOM replies: keep beating and watching, whatever happens.
+                log.exception("supervisor tick failed")
 
     async def beat(self, ids: list[int]) -> None:
         ttl_ms = int(self.settings.heartbeat_ttl_s * 1000)

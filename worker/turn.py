@@ -18,7 +18,7 @@ import anthropic
 import httpx2
 
 from shared import turn_state
-from shared.channels import TurnPublisher, last_logged_seq
+from shared.channels import SeqConflict, TurnPublisher, last_logged_seq
 from shared.config import Settings
 from shared.conversations import messages_of
 from shared.db import session_scope
@@ -91,16 +91,20 @@ def load_turn(turn_id: int, attempt: int, worker: str, settings: Settings) -> Tu
 
 
 async def run_turn(rt: Runtime, turn_id: int, attempt: int) -> str:
+    s = rt.settings
     try:
-        loaded = await asyncio.to_thread(load_turn, turn_id, attempt, rt.name, rt.settings)
+        loaded = await asyncio.to_thread(load_turn, turn_id, attempt, rt.name, s)
     except StaleTurn:
         log.info("turn %s attempt %s: not ours (duplicate or stale delivery)", turn_id, attempt)
         return "stale"
+    except Exception:
+        # The claim rolled back with the failed transaction: fail the turn so nobody waits.
+        log.exception("turn %s: could not load", turn_id)
+        loaded = "The reply could not be started because of an internal error."
     start_seq = max(
         await last_logged_seq(rt.redis, turn_id),
         loaded.last_seq if isinstance(loaded, TurnContext) else 0,
     )
-    s = rt.settings
     publisher = TurnPublisher(rt.redis, turn_id, start_seq, s.replay_maxlen, s.replay_ttl_s)
     if isinstance(loaded, str):
         if await asyncio.to_thread(
@@ -113,8 +117,10 @@ async def run_turn(rt: Runtime, turn_id: int, attempt: int) -> str:
             TurnStatus.failed,
             publisher.seq + 1,
             loaded,
+            (TurnStatus.queued, TurnStatus.running),
         ):
-            await publisher.publish(error_chunk(loaded))
+            with contextlib.suppress(SeqConflict):
+                await publisher.publish(error_chunk(loaded))
         return "failed"
     cancel = asyncio.Event()
     rt.active[turn_id] = cancel
@@ -122,7 +128,9 @@ async def run_turn(rt: Runtime, turn_id: int, attempt: int) -> str:
         await rt.beat([turn_id])
         return await TurnRun(rt, loaded, publisher, cancel).run()
     finally:
-        rt.active.pop(turn_id, None)
+        # Only our own entry: a later attempt of this turn may be running in this process.
+        if rt.active.get(turn_id) is cancel:
+            del rt.active[turn_id]
 
 
 class TurnRun:
@@ -133,6 +141,8 @@ class TurnRun:
         self.ctx = ctx
         self.pub = publisher
         self.cancel = cancel
+        # Set when we learn another attempt owns the turn: stop without a word.
+        self.stale = asyncio.Event()
         self.state = ReplyState()
         s = rt.settings
         self.coalescer = Coalescer(self._emit_text, s.coalesce_ms / 1000, s.coalesce_max_chars)
@@ -147,11 +157,12 @@ class TurnRun:
     async def run(self) -> str:
         converse = asyncio.create_task(self._converse())
         cancelled = asyncio.create_task(self.cancel.wait())
+        stale = asyncio.create_task(self.stale.wait())
         persister = asyncio.create_task(self._persist_periodically())
         status, error = TurnStatus.complete, None
         try:
             done, _ = await asyncio.wait(
-                {converse, cancelled, persister},
+                {converse, cancelled, stale},
                 timeout=self.rt.settings.turn_time_limit_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
@@ -159,21 +170,24 @@ class TurnRun:
                 converse.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await converse
-                if persister in done and isinstance(persister.exception(), StaleTurn):
-                    return "stale"
                 if cancelled in done:
                     status = TurnStatus.cancelled
-                else:
+                elif stale not in done:
                     status, error = TurnStatus.failed, "The reply took too long and was stopped."
             elif (exc := converse.exception()) is not None:
-                if isinstance(exc, StaleTurn):
-                    return "stale"
-                status, error = TurnStatus.failed, describe_error(exc, self.ctx.turn_id)
+                if isinstance(exc, StaleTurn | SeqConflict):
+                    self.stale.set()
+                else:
+                    status, error = TurnStatus.failed, describe_error(exc, self.ctx.turn_id)
         finally:
-            for task in (cancelled, persister):
+            for task in (cancelled, stale, persister):
                 task.cancel()
-            await self.coalescer.flush()
+            if not self.stale.is_set():
+                await self.coalescer.flush()
             await self.coalescer.aclose()
+        if self.stale.is_set():
+            log.info("turn %s attempt %s: superseded, stopping", self.ctx.turn_id, self.ctx.attempt)
+            return "stale"
         return await self._finish(status, error)
 
     async def _finish(self, status: TurnStatus, error: str | None) -> str:
@@ -191,11 +205,22 @@ class TurnRun:
         )
         if not owned:
             return "stale"
-        if status == TurnStatus.failed:
-            await self.pub.publish(error_chunk(error or "The reply failed."))
-        else:
-            await self.pub.publish(Chunk(type="response_done", status=status.value))
+        chunk = (
+            error_chunk(error or "The reply failed.")
+            if status == TurnStatus.failed
+            else Chunk(type="response_done", status=status.value)
+        )
+        try:
+            await self.pub.publish(chunk)
+        except SeqConflict:
+            return "stale"
         return status.value
+
+    async def _publish(self, chunk: Chunk) -> None:
+        try:
+            await self.pub.publish(chunk)
+        except SeqConflict:
+            self.stale.set()
 
     async def _converse(self) -> None:
         s = self.rt.settings
@@ -232,7 +257,7 @@ class TurnRun:
             tool_input = block.input if isinstance(block.input, dict) else {}
             self.state.tool_calls.append({"tool": block.name, "input": tool_input})
             self.state.dirty = True
-            await self.pub.publish(Chunk(type="tool_call", tool=block.name, input=tool_input))
+            await self._publish(Chunk(type="tool_call", tool=block.name, input=tool_input))
 
     async def _add_text(self, text: str) -> None:
         self.state.text += text
@@ -240,7 +265,7 @@ class TurnRun:
         await self.coalescer.add(text)
 
     async def _emit_text(self, text: str) -> None:
-        await self.pub.publish(Chunk(type="text", content=text))
+        await self._publish(Chunk(type="text", content=text))
 
     async def _tool(self, block: Any) -> dict[str, Any]:
         try:
@@ -264,17 +289,24 @@ class TurnRun:
                 continue
             self.state.dirty = False
             st = self.state
-            owned = await asyncio.to_thread(
-                turn_state.save_progress,
-                self.ctx.turn_id,
-                self.ctx.attempt,
-                self.ctx.reply_id,
-                st.text,
-                list(st.tool_calls),
-                self.pub.sent_seq,
-            )
+            try:
+                owned = await asyncio.to_thread(
+                    turn_state.save_progress,
+                    self.ctx.turn_id,
+                    self.ctx.attempt,
+                    self.ctx.reply_id,
+                    st.text,
+                    list(st.tool_calls),
+                    self.pub.sent_seq,
+                )
+            except Exception:
+                # A passing database hiccup must not end a healthy turn: try again next time.
+                log.warning("turn %s: progress not saved", self.ctx.turn_id, exc_info=True)
+                self.state.dirty = True
+                continue
             if not owned:
-                raise StaleTurn()
+                self.stale.set()
+                return
 
 
 def _param(block: Any) -> dict[str, Any]:

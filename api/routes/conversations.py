@@ -37,8 +37,12 @@ REPLY_RUNNING = "A reply is still being generated in this conversation; cancel i
 def _summary(conv: Conversation, count: int) -> ConversationSummary:
     assert conv.id is not None
     return ConversationSummary(
-        id=conv.id, project_name=conv.project_name, title=conv.title,
-        created_at=iso(conv.created_at), updated_at=iso(conv.updated_at), message_count=count,
+        id=conv.id,
+        project_name=conv.project_name,
+        title=conv.title,
+        created_at=iso(conv.created_at),
+        updated_at=iso(conv.updated_at),
+        message_count=count,
     )
 
 
@@ -77,12 +81,20 @@ def get_conversation(
     conv = convs.get_conversation(session, conversation_id, project_name, user.id)
     active = convs.active_turn(session, conversation_id)
     return ConversationDetail(
-        id=conversation_id, project_name=conv.project_name, title=conv.title,
-        created_at=iso(conv.created_at), updated_at=iso(conv.updated_at),
+        id=conversation_id,
+        project_name=conv.project_name,
+        title=conv.title,
+        created_at=iso(conv.created_at),
+        updated_at=iso(conv.updated_at),
         messages=[
             ConversationMessage(
-                id=m.id or 0, role=m.role, content=m.content, timestamp=iso(m.created_at),
-                status=m.status, tool_calls=m.tool_calls or [], turn_id=m.turn_id,
+                id=m.id or 0,
+                role=m.role,
+                content=m.content,
+                timestamp=iso(m.created_at),
+                status=m.status,
+                tool_calls=m.tool_calls or [],
+                turn_id=m.turn_id,
             )
             for m in convs.messages_of(session, conversation_id)
         ],
@@ -112,7 +124,10 @@ def _delete(session: Session, project_name: str, conversation_id: int, user_id: 
 
 @router.delete("/{project_name}/{conversation_id}", response_model=Success)
 async def delete_conversation(
-    project_name: str, conversation_id: ConversationId, session: SessionDep, user: CurrentUser,
+    project_name: str,
+    conversation_id: ConversationId,
+    session: SessionDep,
+    user: CurrentUser,
     redis: RedisDep,
 ) -> Success:
     """Delete a conversation and its messages (not while a reply is being generated)."""
@@ -146,8 +161,12 @@ def _owned(session: Session, project_name: str, conversation_id: int, user_id: i
 
 @router.post("/{project_name}/{conversation_id}/cancel", response_model=TurnPublic)
 async def cancel(
-    project_name: str, conversation_id: ConversationId, session: SessionDep, user: CurrentUser,
-    redis: RedisDep, settings: SettingsDep,
+    project_name: str,
+    conversation_id: ConversationId,
+    session: SessionDep,
+    user: CurrentUser,
+    redis: RedisDep,
+    settings: SettingsDep,
 ) -> TurnPublic:
     """Stop the reply being generated in a conversation (it is kept, marked cancelled)."""
     assert user.id is not None
@@ -155,7 +174,12 @@ async def cancel(
     turn: Turn = await cancel_turn(redis, settings, conversation_id)
     assert turn.id is not None
     return TurnPublic(
-        id=turn.id, conversation_id=turn.conversation_id, status=turn.status,
-        attempt=turn.attempt, last_seq=turn.last_seq, error=turn.error,
-        created_at=iso(turn.created_at), finished_at=iso(turn.finished_at),
+        id=turn.id,
+        conversation_id=turn.conversation_id,
+        status=turn.status,
+        attempt=turn.attempt,
+        last_seq=turn.last_seq,
+        error=turn.error,
+        created_at=iso(turn.created_at),
+        finished_at=iso(turn.finished_at),
     )

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketState
 
 from api.deps import bearer_token, resolve_user
-from api.follow import TurnFollower
+from api.follow import GONE, TurnFollower
 from api.limits import check_concurrent_turns, check_turn_allowed
 from api.turns import cancel_turn, enqueue_or_fail
 from shared import conversations as convs
@@ -29,7 +29,7 @@ from shared import projects
 from shared.config import Settings, get_settings
 from shared.db import session_scope
 from shared.errors import AssistantError, Forbidden, NotFound
-from shared.models import Turn
+from shared.models import Turn, TurnStatus
 from shared.protocol import (
     GREETING,
     CancelMsg,
@@ -173,6 +173,8 @@ async def _serve(conn: Conn) -> None:
             await _handle(conn, msg)
         except AssistantError as exc:
             await conn.error(exc.message)
+        except WebSocketDisconnect:
+            raise
         except Exception:
             log.exception("websocket %s: %s failed", conn.id, msg_type)
             await conn.error("Internal error; please try again")
@@ -254,7 +256,8 @@ async def _resume_turn(conn: Conn, turn_id: int, after_seq: int) -> None:
     _follow(conn, turn_id, after_seq)
 
 
-def _begin_turn(conn: Conn, content: str, client_message_id: str | None) -> tuple[int, bool]:
+def _begin_turn(conn: Conn, content: str, client_message_id: str | None) -> tuple[int, bool, int]:
+    """(turn id, created now, the attempt to dispatch if it still waits for a worker, else 0)."""
     assert conn.conversation_id is not None
     with session_scope() as session:
         conv = convs.get_conversation(session, conn.conversation_id, conn.project, conn.user_id)
@@ -263,7 +266,8 @@ def _begin_turn(conn: Conn, content: str, client_message_id: str | None) -> tupl
             check_concurrent_turns(session, conn.settings, conn.user_id)
         new = convs.start_turn(session, conv, content, client_message_id)
         assert new.turn.id is not None
-        return new.turn.id, new.created
+        waiting = new.turn.status == TurnStatus.queued
+        return new.turn.id, new.created, new.turn.attempt if waiting else 0
 
 
 async def _message(conn: Conn, msg: UserMsg) -> None:
@@ -279,22 +283,30 @@ async def _message(conn: Conn, msg: UserMsg) -> None:
         await conn.error(f"Message too long ({len(content)} characters; the limit is {limit})")
         return
     await check_turn_allowed(conn.ws.app.state.redis, conn.settings, conn.user_id)
-    turn_id, created = await run_in_threadpool(_begin_turn, conn, content, msg.client_message_id)
-    await conn.send(
-        Chunk(
-            type="message_accepted",
-            turn_id=turn_id,
-            conversation_id=conn.conversation_id,
-            client_message_id=msg.client_message_id,
-        )
+    turn_id, created, attempt = await run_in_threadpool(
+        _begin_turn, conn, content, msg.client_message_id
     )
-    follower = _follow(conn, turn_id, 0)
-    if created:
-        # Not needed for correctness (the replay log covers a late subscriber), but it keeps
-        # the first chunks on the cheap live path.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(follower.subscribed.wait(), 5)
-        await enqueue_or_fail(conn.ws.app.state.redis, conn.settings, turn_id)
+    try:
+        await conn.send(
+            Chunk(
+                type="message_accepted",
+                turn_id=turn_id,
+                conversation_id=conn.conversation_id,
+                client_message_id=msg.client_message_id,
+            )
+        )
+        follower = _follow(conn, turn_id, 0)
+        if created:
+            # Not needed for correctness (the replay log covers a late subscriber), but it
+            # keeps the first chunks on the cheap live path.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(follower.subscribed.wait(), 5)
+    finally:
+        # Stored means it runs, even if the client vanished a moment ago. A repeated message
+        # whose turn is still waiting is dispatched again: a duplicate delivery is harmless
+        # (the claim admits one), a lost one would leave the turn waiting for nothing.
+        if attempt:
+            await enqueue_or_fail(conn.ws.app.state.redis, conn.settings, turn_id, attempt)
 
 
 class _FollowTask:
@@ -325,6 +337,11 @@ def _follow(conn: Conn, turn_id: int, after_seq: int) -> _FollowTask:
             await follower.run()
         except (WebSocketDisconnect, RuntimeError):
             pass  # the client went away; the turn goes on without it
+        except Exception:
+            # Never leave the client waiting without a terminal chunk.
+            log.exception("websocket %s: following turn %s failed", conn.id, turn_id)
+            with contextlib.suppress(Exception):
+                await send(error_chunk(GONE, turn_id=turn_id))
 
     task = asyncio.create_task(run(), name=f"follow-{conn.id}-{turn_id}")
     conn.follower = task

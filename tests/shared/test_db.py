@@ -653,7 +653,8 @@ def test_ending_a_turn_without_its_reply_id_ends_the_reply(
     assert turn_state.save_progress(turn_id, 1, reply_id, "half an answer", [], 2)
     assert turn_state.recover_lost(turn_id, 1, 0, max_attempts=2) is not None
     if how == "cancel_queued":  # api/turns.py cancel_turn on a queued turn
-        assert turn_state.finish(turn_id, 2, None, "", [], TurnStatus.cancelled, 9)
+        queued = (TurnStatus.queued,)
+        assert turn_state.finish(turn_id, 2, None, "", [], TurnStatus.cancelled, 9, None, queued)
         expected = MessageStatus.cancelled
     else:  # the watchdog: no worker picked up the re-run in time
         assert turn_state.expire_queued(turn_id, 2, 0) is not None
@@ -661,6 +662,18 @@ def test_ending_a_turn_without_its_reply_id_ends_the_reply(
     reply = _message(scoped, reply_id)
     assert reply.status == expected
     assert reply.content == "half an answer"  # what was said so far is kept
+
+
+def test_cancelling_a_queued_turn_loses_to_a_worker_that_claimed_it(
+    scoped: Engine, conv_ids: Ids
+) -> None:
+    turn_id = _start(scoped, conv_ids)
+    _claim_with_reply(scoped, turn_id)
+    # The API read "queued" a moment ago; the worker has claimed it since. The API's finish
+    # (from queued only) must not end a running turn: it signals the worker instead.
+    queued = (TurnStatus.queued,)
+    assert not turn_state.finish(turn_id, 1, None, "", [], TurnStatus.cancelled, 1, None, queued)
+    assert _turn(scoped, turn_id).status == TurnStatus.running
 
 
 def test_timestamps_round_trip_as_aware_utc(engine: Engine, conv_ids: Ids) -> None:
