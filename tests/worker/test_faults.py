@@ -172,6 +172,23 @@ class TestReconnect:
         stored, replies = stored_turn(turn_id)
         assert stored.status == "complete" and replies[0].content == WORDS_200
 
+    def test_closing_right_after_sending_still_runs_the_turn(
+        self, stack: Stack, project_dir: Path
+    ) -> None:
+        ws, conv_id = open_chat(stack.api.ws_url, project_dir)
+        with ws:
+            ws.send(type="message", content="[[text:5]]")
+        # The socket is gone before the API could even acknowledge: the turn runs regardless.
+
+        def answered() -> bool:
+            with session_scope() as session:
+                msgs = messages_of(session, conv_id)
+            return bool(msgs) and msgs[-1].role == "assistant" and msgs[-1].status == "complete"
+
+        wait_for(answered, 30, "the turn to complete without a client")
+        with session_scope() as session:
+            assert messages_of(session, conv_id)[-1].content == "word1 word2 word3 word4 word5"
+
     def test_resume_after_the_turn_ended_replays_the_rest(
         self, stack: Stack, project_dir: Path
     ) -> None:
