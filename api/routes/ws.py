@@ -28,7 +28,7 @@ from shared import conversations as convs
 from shared import projects
 from shared.config import Settings, get_settings
 from shared.db import session_scope
-from shared.errors import AssistantError, Forbidden, NotFound
+from shared.errors import AssistantError, Forbidden, NotFound, Unauthorized
 from shared.models import Turn, TurnStatus
 from shared.protocol import (
     GREETING,
@@ -59,6 +59,8 @@ class Conn:
     id: str = field(default_factory=lambda: f"{time.time_ns()}-{uuid.uuid4().hex[:8]}")
     follower: asyncio.Task[None] | None = None
     following: int | None = None
+    # Checked again for every new turn, so a revoked token stops working on open sockets too.
+    credential: str | None = None
     generation: int = 0
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Highest seq sent per turn on this connection: switching followers never repeats one.
@@ -97,6 +99,10 @@ def _token_from_subprotocols(ws: WebSocket) -> tuple[str | None, str | None]:
     return token, SUBPROTOCOL if SUBPROTOCOL in offered else None
 
 
+def _credential(ws: WebSocket, token: str | None) -> str | None:
+    return bearer_token(ws.headers.get("authorization")) or token
+
+
 def _authorize(ws: WebSocket, settings: Settings, project_name: str, token: str | None) -> int:
     """Check origin, project name, credentials and project, in that order; the user id."""
     origin = ws.headers.get("origin")
@@ -104,8 +110,7 @@ def _authorize(ws: WebSocket, settings: Settings, project_name: str, token: str 
         raise Forbidden("Origin not allowed")
     projects.validate_name(project_name)
     with session_scope() as session:
-        header = bearer_token(ws.headers.get("authorization"))
-        user = resolve_user(session, settings, header or token)
+        user = resolve_user(session, settings, _credential(ws, token))
         projects.project_root(projects.get_project(session, project_name))
         assert user.id is not None
         return user.id
@@ -118,7 +123,7 @@ async def assistant_ws(websocket: WebSocket, project_name: str) -> None:
     # Accept first, then refuse with an error and a close code: browsers cannot read the
     # reason of a refused handshake.
     await websocket.accept(subprotocol=subprotocol)
-    conn = Conn(websocket, settings, project_name)
+    conn = Conn(websocket, settings, project_name, credential=_credential(websocket, token))
     try:
         conn.user_id = await run_in_threadpool(_authorize, websocket, settings, project_name, token)
     except AssistantError as exc:
@@ -260,6 +265,8 @@ def _begin_turn(conn: Conn, content: str, client_message_id: str | None) -> tupl
     """(turn id, created now, the attempt to dispatch if it still waits for a worker, else 0)."""
     assert conn.conversation_id is not None
     with session_scope() as session:
+        if resolve_user(session, conn.settings, conn.credential).id != conn.user_id:
+            raise Unauthorized("Invalid or revoked token")
         conv = convs.get_conversation(session, conn.conversation_id, conn.project, conn.user_id)
         assert conv.id is not None
         if convs.turn_by_client_id(session, conv.id, client_message_id) is None:

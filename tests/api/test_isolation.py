@@ -220,3 +220,22 @@ class TestSessions:
             assert resp.status_code == 404
             assert pong(a) == [{"type": "pong"}]
             assert sessions_of(stack, alice) == [project]
+
+
+def test_revoked_token_cannot_start_turns_on_an_already_open_socket(
+    stack: Stack, project_dir: Path
+) -> None:
+    from shared import auth
+    from shared.db import session_scope
+
+    acct = make_account()
+    project = make_project(project_dir)
+    with WsClient(f"{stack.api.ws_url}/api/assistant/ws/{project}", acct.token) as ws:
+        ws.start()
+        with session_scope() as session:
+            for token in auth.list_tokens(session, auth.get_user(session, acct.name)):
+                assert token.id is not None
+                auth.revoke_token(session, token.id)
+        ws.send(type="message", content="[[text:2]]")
+        refused = ws.recv_until(lambda m: m["type"] == "error")[-1]
+        assert "revoked" in refused["content"]
