@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from shared.channels import rate_key
 from shared.config import Settings
 from shared.errors import RateLimited
-from shared.models import ACTIVE_TURN_STATUSES, Turn
+from shared.models import ACTIVE_TURN_STATUSES, Turn, User
 
 
 async def check_turn_allowed(redis: Redis, settings: Settings, user_id: int) -> None:
@@ -26,6 +26,9 @@ async def check_turn_allowed(redis: Redis, settings: Settings, user_id: int) -> 
 
 
 def check_concurrent_turns(session: Session, settings: Settings, user_id: int) -> None:
+    # Lock the user's row so two messages at once cannot both pass the count (PostgreSQL;
+    # SQLite already serialises writers with BEGIN IMMEDIATE).
+    session.exec(select(User.id).where(User.id == user_id).with_for_update()).first()
     running = session.exec(
         select(func.count(col(Turn.id))).where(
             Turn.user_id == user_id,
