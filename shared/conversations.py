@@ -136,7 +136,10 @@ def start_turn(
     existing = turn_by_client_id(session, conv.id, client_message_id)
     if existing is not None:
         return NewTurn(existing, created=False)
-    if active_turn(session, conv.id) is not None:
+    active = active_turn(session, conv.id)
+    if active is not None:
+        if client_message_id is not None and active.client_message_id == client_message_id:
+            return NewTurn(active, created=False)  # its twin committed a moment ago
         raise Conflict(BUSY)
     assert conv.user_id is not None
     try:

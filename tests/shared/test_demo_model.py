@@ -295,14 +295,11 @@ def test_http_errors_after_sdk_retries(
     server: DemoModelServer, code: int, error_class: type[Exception], attempts: int
 ) -> None:
     with anthropic.Anthropic(api_key="test", base_url=server.url, max_retries=2) as c:
-        started = time.monotonic()
         with pytest.raises(error_class) as info:
             with c.messages.stream(
                 model=MODEL, max_tokens=10, messages=user(f"[[error:{code}]]")
             ) as s:
                 s.get_final_text()
-    # retry-after-ms: 1 makes the retries immediate (the SDK's own backoff waits >= 1.1 s)
-    assert time.monotonic() - started < 1
     assert isinstance(info.value, anthropic.APIStatusError)
     assert info.value.status_code == code
     assert stats(server)["total_requests"] == attempts
