@@ -59,7 +59,7 @@ class TurnFollower:
         async with self.relay.watch(self.turn_id) as queue:
             self.subscribed.set()
             # Subscribed first, then the log: nothing published in between can be missed.
-            if not await self._catch_up(check_finished=True):
+            if not await self._catch_up():
                 return
             while not self.done:
                 try:
@@ -69,7 +69,7 @@ class TurnFollower:
                 except TimeoutError:
                     item = RESYNC
                 if item is RESYNC:
-                    if not await self._catch_up(check_finished=True):
+                    if not await self._catch_up():
                         return
                     continue
                 assert isinstance(item, Chunk)
@@ -80,17 +80,13 @@ class TurnFollower:
                     return
                 await self._deliver(item)
 
-    async def _catch_up(self, check_finished: bool) -> bool:
+    async def _catch_up(self) -> bool:
         """Deliver what the log holds after `last`; False once the client's stream has ended."""
         try:
             await self._deliver_log()
             if self.done:
                 return False
-            finished, last_seq = (
-                await run_in_threadpool(_turn_finished, self.turn_id)
-                if check_finished
-                else (False, 0)
-            )
+            finished, last_seq = await run_in_threadpool(_turn_finished, self.turn_id)
             if finished:
                 # It may have finished just after we read: read once more before giving up.
                 await self._deliver_log()

@@ -12,9 +12,9 @@ from shared import turn_state
 from shared.channels import (
     REDIS_ERRORS,
     SeqConflict,
-    TurnPublisher,
     cancel_key,
     last_logged_seq,
+    publish_at,
 )
 from shared.config import Settings
 from shared.conversations import active_turn
@@ -66,11 +66,8 @@ async def _end_queued(
     ):
         return False
     chunk = error_chunk(error) if error else Chunk(type="response_done", status=status.value)
-    publisher = TurnPublisher(
-        redis, turn_id, seq - 1, settings.replay_maxlen, settings.replay_ttl_s
-    )
     with contextlib.suppress(SeqConflict, *REDIS_ERRORS):
-        await publisher.publish(chunk, retry_s=2)
+        await publish_at(redis, settings, turn_id, seq, chunk, retry_s=2)
     return True
 
 

@@ -74,7 +74,7 @@ def run_dev(host: str, port: int) -> None:
     if _is_loopback(host):
         env.setdefault("ASSISTANT_AUTH_MODE", "open")
         origins = [f"http://{h}:{port}" for h in ("localhost", "127.0.0.1")]
-        env.setdefault("ASSISTANT_ALLOWED_ORIGINS", str(origins).replace("'", '"'))
+        env.setdefault("ASSISTANT_ALLOWED_ORIGINS", ",".join(origins))
         if env["ASSISTANT_AUTH_MODE"] == "open":
             _say("auth: open (loopback only); no token needed on this machine")
     else:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import select
 
+from shared import auth, projects
+from shared.config import get_settings
+from shared.db import session_scope
 from shared.errors import AssistantError
+from shared.models import User
 
 app = typer.Typer(
     help="Project assistant: chat with Claude about your projects.", no_args_is_help=True
@@ -18,8 +23,12 @@ projects_app = typer.Typer(help="Register, list and remove projects.", no_args_i
 users_app = typer.Typer(help="Create and list users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Issue, list and revoke API tokens.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
-for sub, name in ((projects_app, "projects"), (users_app, "users"), (tokens_app, "tokens"),
-                  (db_app, "db")):
+for sub, name in (
+    (projects_app, "projects"),
+    (users_app, "users"),
+    (tokens_app, "tokens"),
+    (db_app, "db"),
+):
     app.add_typer(sub, name=name)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,8 +39,6 @@ def friendly(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import SQLAlchemyError
-
         try:
             return fn(*args, **kwargs)
         except AssistantError as exc:
@@ -69,12 +76,13 @@ def api(
     """Run the HTTP/WebSocket API (uvicorn)."""
     import uvicorn
 
-    from shared.config import get_settings
-
     uvicorn.run(
-        "api.main:app", host=host, port=port,
+        "api.main:app",
+        host=host,
+        port=port,
         ws_max_size=ws_hard_limit(get_settings().max_ws_frame_bytes),
-        log_level="info", proxy_headers=True,
+        log_level="info",
+        proxy_headers=True,
     )
 
 
@@ -94,7 +102,6 @@ def worker(
     hostname: Annotated[str | None, typer.Option(help="Celery node name")] = None,
 ) -> None:
     """Run a Celery worker that runs turns."""
-    from shared.config import get_settings
     from worker.celery_app import celery_app
 
     n = concurrency or get_settings().worker_concurrency
@@ -120,8 +127,6 @@ def db_upgrade() -> None:
 @friendly
 def projects_add(name: str, path: str) -> None:
     """Register directory PATH as project NAME."""
-    from shared import projects
-    from shared.db import session_scope
 
     with session_scope() as session:
         project = projects.add_project(session, name, path)
@@ -132,8 +137,6 @@ def projects_add(name: str, path: str) -> None:
 @friendly
 def projects_list() -> None:
     """List registered projects."""
-    from shared import projects
-    from shared.db import session_scope
 
     with session_scope() as session:
         for p in projects.list_projects(session):
@@ -144,8 +147,6 @@ def projects_list() -> None:
 @friendly
 def projects_remove(name: str) -> None:
     """Unregister project NAME (its files are not touched)."""
-    from shared import projects
-    from shared.db import session_scope
 
     with session_scope() as session:
         projects.remove_project(session, name)
@@ -158,8 +159,6 @@ def users_add(
     name: str, admin: Annotated[bool, typer.Option("--admin", help="May manage projects")] = False
 ) -> None:
     """Create a user; prints a new API token on the last line."""
-    from shared import auth
-    from shared.db import session_scope
 
     with session_scope() as session:
         user = auth.create_user(session, name, is_admin=admin)
@@ -172,10 +171,6 @@ def users_add(
 @friendly
 def users_list() -> None:
     """List users."""
-    from sqlmodel import select
-
-    from shared.db import session_scope
-    from shared.models import User
 
     with session_scope() as session:
         for u in session.exec(select(User).order_by(User.name)).all():
@@ -186,8 +181,6 @@ def users_list() -> None:
 @friendly
 def tokens_add(user: str, name: Annotated[str, typer.Option(help="A label")] = "") -> None:
     """Issue a new token for USER; prints it on the last line (it is not stored)."""
-    from shared import auth
-    from shared.db import session_scope
 
     with session_scope() as session:
         _, secret = auth.issue_token(session, auth.get_user(session, user), name=name)
@@ -199,9 +192,6 @@ def tokens_add(user: str, name: Annotated[str, typer.Option(help="A label")] = "
 @friendly
 def tokens_list(user: Annotated[str | None, typer.Argument()] = None) -> None:
     """List tokens (id, user, prefix, state); never the secrets."""
-    from shared import auth
-    from shared.db import session_scope
-    from shared.models import User
 
     with session_scope() as session:
         owner = auth.get_user(session, user) if user else None
@@ -215,13 +205,7 @@ def tokens_list(user: Annotated[str | None, typer.Argument()] = None) -> None:
 @friendly
 def tokens_revoke(token_id: int) -> None:
     """Revoke token TOKEN_ID."""
-    from shared import auth
-    from shared.db import session_scope
 
     with session_scope() as session:
         auth.revoke_token(session, token_id)
     typer.echo(f"revoked token {token_id}")
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())

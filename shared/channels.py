@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.config import Settings
 from shared.protocol import Chunk
 
 log = logging.getLogger(__name__)
@@ -69,14 +70,15 @@ class TurnPublisher:
     error). The terminal chunk gets a longer budget because a client waits on it.
     """
 
-    def __init__(self, redis: Redis, turn_id: int, start_seq: int, maxlen: int, ttl_s: int) -> None:
-        self.redis = redis
+    def __init__(self, redis: Redis, settings: Settings, turn_id: int, after_seq: int) -> None:
         self.turn_id = turn_id
-        self.seq = start_seq
+        self.seq = after_seq
         # The last seq that reached Redis: what a re-run or the watchdog must continue after.
-        self.sent_seq = start_seq
-        self.maxlen = maxlen
-        self.ttl_s = ttl_s
+        self.sent_seq = after_seq
+        self.maxlen = settings.replay_maxlen
+        self.ttl_s = settings.replay_ttl_s
+        # EVALSHA with the script loaded on demand (also after a Redis restart forgot it).
+        self._script = redis.register_script(_PUBLISH_LUA)
         self._lock = asyncio.Lock()
 
     async def publish(self, chunk: Chunk, retry_s: float = 5.0) -> int:
@@ -108,16 +110,17 @@ class TurnPublisher:
 
     async def _send(self, seq: int, data: str) -> None:
         # One script: if the log refuses the entry (its seq is taken), nothing goes live either.
-        await self.redis.eval(
-            _PUBLISH_LUA,
-            2,
-            turn_log(self.turn_id),
-            turn_channel(self.turn_id),
-            f"{seq}-0",
-            self.maxlen,
-            data,
-            self.ttl_s,
+        await self._script(
+            keys=[turn_log(self.turn_id), turn_channel(self.turn_id)],
+            args=[f"{seq}-0", self.maxlen, data, self.ttl_s],
         )
+
+
+async def publish_at(
+    redis: Redis, settings: Settings, turn_id: int, seq: int, chunk: Chunk, retry_s: float = 5.0
+) -> None:
+    """Publish one chunk at `seq` for a turn whose producer is gone (watchdog, API)."""
+    await TurnPublisher(redis, settings, turn_id, seq - 1).publish(chunk, retry_s)
 
 
 async def last_logged_seq(redis: Redis, turn_id: int) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from shared import turn_state
-from shared.channels import REDIS_ERRORS, TurnPublisher, heartbeat_key, last_logged_seq
+from shared.channels import REDIS_ERRORS, heartbeat_key, last_logged_seq, publish_at
 from shared.config import Settings
 from shared.protocol import Chunk, error_chunk
 
@@ -96,10 +96,8 @@ class Watchdog:
             await self._publish(ref.id, seq, error_chunk(QUEUED_MESSAGE))
 
     async def _publish(self, turn_id: int, seq: int, chunk: Chunk) -> None:
-        s = self.settings
-        publisher = TurnPublisher(self.redis, turn_id, seq - 1, s.replay_maxlen, s.replay_ttl_s)
         try:
-            await publisher.publish(chunk)
+            await publish_at(self.redis, self.settings, turn_id, seq, chunk)
         except Exception:
             # The database already says what happened; a follower reads it there.
             log.exception("watchdog: could not announce turn %s", turn_id)

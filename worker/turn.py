@@ -105,7 +105,7 @@ async def run_turn(rt: Runtime, turn_id: int, attempt: int) -> str:
         await last_logged_seq(rt.redis, turn_id),
         loaded.last_seq if isinstance(loaded, TurnContext) else 0,
     )
-    publisher = TurnPublisher(rt.redis, turn_id, start_seq, s.replay_maxlen, s.replay_ttl_s)
+    publisher = TurnPublisher(rt.redis, s, turn_id, start_seq)
     if isinstance(loaded, str):
         if await asyncio.to_thread(
             turn_state.finish,

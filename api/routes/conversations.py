@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi import Path as PathParam
-from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, RedisDep, SessionDep, SettingsDep
@@ -22,11 +20,10 @@ from api.schemas import (
 from api.turns import cancel_turn
 from shared import conversations as convs
 from shared import projects
-from shared.channels import REDIS_ERRORS, cancel_key, heartbeat_key, turn_log
+from shared.db import session_scope
 from shared.errors import Conflict
 from shared.models import Conversation, Turn
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/assistant/conversations", tags=["assistant-chat"])
 
 # Database ids are 64-bit: anything outside is refused (422) instead of failing the query (500).
@@ -102,75 +99,42 @@ def get_conversation(
     )
 
 
-def _turns_to_delete(
-    session: Session, project_name: str, conversation_id: int, user_id: int
-) -> list[int]:
-    """The ids of the conversation's turns, all finished (Conflict while a reply runs)."""
-    projects.get_project(session, project_name)
-    convs.get_conversation(session, conversation_id, project_name, user_id)
-    if convs.active_turn(session, conversation_id) is not None:
-        raise Conflict(REPLY_RUNNING)
-    turns = session.exec(select(Turn).where(Turn.conversation_id == conversation_id)).all()
-    return [t.id for t in turns if t.id is not None]
-
-
-def _delete(session: Session, project_name: str, conversation_id: int, user_id: int) -> None:
-    conv = convs.get_conversation(session, conversation_id, project_name, user_id)
-    if convs.active_turn(session, conversation_id) is not None:
-        raise Conflict(REPLY_RUNNING)  # one started since we looked
-    convs.delete_conversation(session, conv)
-    session.commit()
-
-
 @router.delete("/{project_name}/{conversation_id}", response_model=Success)
-async def delete_conversation(
-    project_name: str,
-    conversation_id: ConversationId,
-    session: SessionDep,
-    user: CurrentUser,
-    redis: RedisDep,
+def delete_conversation(
+    project_name: str, conversation_id: ConversationId, session: SessionDep, user: CurrentUser
 ) -> Success:
     """Delete a conversation and its messages (not while a reply is being generated)."""
+    projects.get_project(session, project_name)
     assert user.id is not None
-    turn_ids = await run_in_threadpool(
-        _turns_to_delete, session, project_name, conversation_id, user.id
-    )
-    # SQLite hands a deleted row's id to the next row: drop the turns' Redis state first, so
-    # a future turn with the same id cannot replay this conversation's chunks (or be cancelled
-    # by its cancel flag). The turns are finished, so nothing writes these keys any more.
-    if turn_ids:
-        keys = [k for t in turn_ids for k in (turn_log(t), cancel_key(t), heartbeat_key(t))]
-        try:
-            await redis.delete(*keys)
-        except REDIS_ERRORS:
-            log.warning("conversation %s: Redis unavailable, not deleted", conversation_id)
-            raise HTTPException(
-                503, "The conversation cannot be deleted right now; please try again"
-            ) from None
-    await run_in_threadpool(_delete, session, project_name, conversation_id, user.id)
+    conv = convs.get_conversation(session, conversation_id, project_name, user.id)
+    if convs.active_turn(session, conversation_id) is not None:
+        raise Conflict(REPLY_RUNNING)
+    # Turn ids are never reused (AUTOINCREMENT), so the turns' Redis state (replay logs, cancel
+    # flags) cannot reach a later turn; it expires on its own.
+    convs.delete_conversation(session, conv)
+    session.commit()
     return Success(message="Conversation deleted")
 
 
-def _owned(session: Session, project_name: str, conversation_id: int, user_id: int) -> None:
-    projects.get_project(session, project_name)
-    convs.get_conversation(session, conversation_id, project_name, user_id)
-    # End the request's transaction before cancel_turn writes in sessions of its own: signing
-    # in wrote the token's last-use time, and SQLite would hold that write lock against them.
-    session.commit()
+def _owned(project_name: str, conversation_id: int, user_id: int) -> None:
+    # Its own short transaction: cancel_turn writes in sessions of its own, and on SQLite an
+    # open request session would hold the write lock against them.
+    with session_scope() as session:
+        projects.get_project(session, project_name)
+        convs.get_conversation(session, conversation_id, project_name, user_id)
 
 
 @router.post("/{project_name}/{conversation_id}/cancel", response_model=TurnPublic)
 async def cancel(
     project_name: str,
     conversation_id: ConversationId,
-    session: SessionDep,
     user: CurrentUser,
     redis: RedisDep,
     settings: SettingsDep,
 ) -> TurnPublic:
     """Stop the reply being generated in a conversation (it is kept, marked cancelled)."""
     assert user.id is not None
-    await run_in_threadpool(_owned, session, project_name, conversation_id, user.id)
+    await run_in_threadpool(_owned, project_name, conversation_id, user.id)
     turn: Turn = await cancel_turn(redis, settings, conversation_id)
     assert turn.id is not None
     return TurnPublic(

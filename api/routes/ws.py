@@ -31,6 +31,7 @@ from shared.db import session_scope
 from shared.errors import AssistantError, Forbidden, NotFound, Unauthorized
 from shared.models import Turn, TurnStatus
 from shared.protocol import (
+    CLIENT_TYPES,
     GREETING,
     CancelMsg,
     Chunk,
@@ -47,6 +48,7 @@ router = APIRouter(prefix="/api/assistant", tags=["assistant-chat"])
 
 SUBPROTOCOL = "assistant"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
+NO_SESSION = "No active session. Send 'start' first."
 
 
 @dataclass
@@ -169,7 +171,7 @@ async def _serve(conn: Conn) -> None:
         try:
             msg = client_msg_adapter.validate_python(data)
         except ValidationError as exc:
-            if msg_type not in ("start", "message", "ping", "cancel", "resume"):
+            if msg_type not in CLIENT_TYPES:
                 await conn.error(f"Unknown message type: {msg_type}")
             else:
                 await conn.error(f"Invalid '{msg_type}' message: {_first_problem(exc)}")
@@ -187,9 +189,7 @@ async def _serve(conn: Conn) -> None:
 
 def _first_problem(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    where = ".".join(
-        str(p) for p in err["loc"] if p not in ("start", "message", "ping", "cancel", "resume")
-    )
+    where = ".".join(str(p) for p in err["loc"] if p not in CLIENT_TYPES)
     return f"{where}: {err['msg']}" if where else str(err["msg"])
 
 
@@ -209,7 +209,7 @@ async def _handle(conn: Conn, msg: object) -> None:
         await _message(conn, msg)
     elif isinstance(msg, CancelMsg):
         if conn.conversation_id is None:
-            await conn.error("No active session. Send 'start' first.")
+            await conn.error(NO_SESSION)
             return
         await cancel_turn(conn.ws.app.state.redis, conn.settings, conn.conversation_id, msg.turn_id)
 
@@ -253,7 +253,7 @@ def _load_turn(conn: Conn, turn_id: int) -> Turn:
 
 async def _resume_turn(conn: Conn, turn_id: int, after_seq: int) -> None:
     if conn.conversation_id is None:
-        await conn.error("No active session. Send 'start' first.")
+        await conn.error(NO_SESSION)
         return
     turn = await run_in_threadpool(_load_turn, conn, turn_id)
     if turn.conversation_id != conn.conversation_id:
@@ -279,7 +279,7 @@ def _begin_turn(conn: Conn, content: str, client_message_id: str | None) -> tupl
 
 async def _message(conn: Conn, msg: UserMsg) -> None:
     if conn.conversation_id is None:
-        await conn.error("No active session. Send 'start' first.")
+        await conn.error(NO_SESSION)
         return
     content = msg.content.strip()
     if not content:
@@ -316,13 +316,7 @@ async def _message(conn: Conn, msg: UserMsg) -> None:
             await enqueue_or_fail(conn.ws.app.state.redis, conn.settings, turn_id, attempt)
 
 
-class _FollowTask:
-    def __init__(self, task: asyncio.Task[None], subscribed: asyncio.Event) -> None:
-        self.task = task
-        self.subscribed = subscribed
-
-
-def _follow(conn: Conn, turn_id: int, after_seq: int) -> _FollowTask:
+def _follow(conn: Conn, turn_id: int, after_seq: int) -> TurnFollower:
     """Stream turn `turn_id` to this connection in the background, replacing any other."""
     if conn.follower is not None and not conn.follower.done():
         if conn.following == turn_id:
@@ -350,6 +344,5 @@ def _follow(conn: Conn, turn_id: int, after_seq: int) -> _FollowTask:
             with contextlib.suppress(Exception):
                 await send(error_chunk(GONE, turn_id=turn_id))
 
-    task = asyncio.create_task(run(), name=f"follow-{conn.id}-{turn_id}")
-    conn.follower = task
-    return _FollowTask(task, follower.subscribed)
+    conn.follower = asyncio.create_task(run(), name=f"follow-{conn.id}-{turn_id}")
+    return follower

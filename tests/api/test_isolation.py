@@ -121,8 +121,8 @@ class TestRest:
     def test_a_deleted_conversation_leaks_nothing_to_the_next_user(
         self, stack: Stack, alice: Account, bob: Account, project: str, alices_conv: int
     ) -> None:
-        # SQLite gives the next row a deleted row's id: Bob's first turn may get the id of
-        # Alice's deleted one, and must not be served her reply from the replay log.
+        # Were ids reused (SQLite without AUTOINCREMENT), Bob's first turn could get the id of
+        # Alice's deleted one and be served her reply from the replay log.
         assert delete(stack, alice, f"{CONVERSATIONS}/{project}/{alices_conv}").status_code == 200
         with WsClient(url(stack, project), bob.token) as ws:
             ws.start()
