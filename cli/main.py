@@ -31,6 +31,20 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 
+
+def _default_schema() -> None:
+    """The default SQLite file is created and migrated on first use, so `assistant projects add`
+    works before `assistant dev` has ever run. A configured database (ASSISTANT_DATABASE_URL)
+    is left to `assistant db upgrade`, as deployments migrate deliberately."""
+    if not get_settings().database_url:
+        from shared.migrate import upgrade
+
+        upgrade()
+
+
+for sub in (projects_app, users_app, tokens_app):
+    sub.callback()(_default_schema)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -217,3 +217,14 @@ def test_uvicorn_frame_cap_sits_above_the_api_frame_limit() -> None:
         cap = ws_hard_limit(limit)
         assert cap > limit
         assert cap <= max(4 * limit, 1 << 20)  # still a hard cap, not unlimited
+
+
+def test_default_database_is_created_on_first_use(cli: Cli, tmp_path: Path) -> None:
+    # A new user registers a project before ever running `assistant dev` or `db upgrade`.
+    env = {k: v for k, v in cli.env.items() if k != "ASSISTANT_DATABASE_URL"}
+    first_run = Cli("", env, cli.cwd)
+    project = tmp_path / "proj"
+    project.mkdir()
+    assert "registered demo" in first_run.ok("projects", "add", "demo", str(project)).out
+    assert first_run.ok("projects", "list").lines == [f"demo\t{project.resolve()}"]
+    assert (tmp_path / "data" / "assistant.db").is_file()
