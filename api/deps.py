@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from shared import auth
 from shared.config import Settings, get_settings
-from shared.db import session_scope
+from shared.db import read_scope, session_scope
 from shared.errors import Forbidden
 from shared.models import User
 
@@ -21,8 +21,15 @@ def get_db() -> Iterator[Session]:
         yield session
 
 
+def get_read_db() -> Iterator[Session]:
+    with read_scope() as session:
+        yield session
+
+
 # scope="function": the commit happens before the response is sent, never after it.
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+# For routes that only read: on SQLite they wait for no writer.
+ReadSessionDep = Annotated[Session, Depends(get_read_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -34,17 +41,31 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def resolve_user(session: Session, settings: Settings, token: str | None) -> User:
-    """The caller: the token's owner; in open mode (local development) the local user."""
+    """The caller, inside a writing transaction: the token's owner; in open mode (local
+    development) the local user."""
     if settings.auth_mode == "open" and not token:
         return auth.ensure_user(session, auth.LOCAL_USER, is_admin=True)
     return auth.authenticate(session, token)
 
 
+def current_user(settings: Settings, token: str | None) -> User:
+    """The caller, in short transactions of its own that write only when they must (the local
+    user's first use, a token's last use when stale): most requests only read."""
+    with read_scope() as session:
+        if settings.auth_mode == "open" and not token:
+            user = auth.find_user(session, auth.LOCAL_USER)
+            stale_token_id = None
+        else:
+            user, row = auth.identify(session, token)
+            stale_token_id = row.id if auth.use_is_stale(row) else None
+    if user is None or stale_token_id is not None:
+        with session_scope() as session:
+            return resolve_user(session, settings, token)
+    return user
+
+
 def get_current_user(request: Request, settings: SettingsDep) -> User:
-    # Its own short transaction (it records the token's last use): the request's session must
-    # not hold a write lock for the whole request.
-    with session_scope() as session:
-        return resolve_user(session, settings, bearer_token(request.headers.get("authorization")))
+    return current_user(settings, bearer_token(request.headers.get("authorization")))
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -14,12 +14,15 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
+from api.metrics import chunk_relayed_live
 from api.relay import RESYNC, Relay
-from shared.channels import REDIS_ERRORS, read_log
 from shared.conversations import is_finished
-from shared.db import session_scope
+from shared.db import read_scope
+from shared.metrics import redis_error
 from shared.models import Turn
 from shared.protocol import Chunk, error_chunk
+from shared.redis_client import REDIS_ERRORS
+from shared.turns.stream import read_log
 
 # With no chunk for this long, re-read the log and the turn's state (covers lost messages).
 IDLE_CHECK_S = 1.0
@@ -34,7 +37,7 @@ Send = Callable[[Chunk], Awaitable[None]]
 
 def _turn_finished(turn_id: int) -> tuple[bool, int]:
     """(whether the turn has ended, the seq of its last chunk)."""
-    with session_scope() as session:
+    with read_scope() as session:
         turn = session.get(Turn, turn_id)
         if turn is None:
             return True, 0
@@ -43,7 +46,14 @@ def _turn_finished(turn_id: int) -> tuple[bool, int]:
 
 class TurnFollower:
     def __init__(
-        self, relay: Relay, redis: Redis, turn_id: int, after_seq: int, send: Send
+        self,
+        relay: Relay,
+        redis: Redis,
+        turn_id: int,
+        after_seq: int,
+        send: Send,
+        *,
+        new_turn: bool = False,
     ) -> None:
         self.relay = relay
         self.redis = redis
@@ -54,12 +64,15 @@ class TurnFollower:
         self._redis_down_since: float | None = None
         self.subscribed = asyncio.Event()
         self._tail_missing_since: float | None = None
+        # A turn stored a moment ago cannot have ended unseen: its end reaches the stream (or,
+        # if not, the idle check reads the row), so the first catch-up skips the row.
+        self._new_turn = new_turn
 
     async def run(self) -> None:
         async with self.relay.watch(self.turn_id) as queue:
             self.subscribed.set()
             # Subscribed first, then the log: nothing published in between can be missed.
-            if not await self._catch_up():
+            if not await self._catch_up(check_row=not self._new_turn):
                 return
             while not self.done:
                 try:
@@ -79,13 +92,14 @@ class TurnFollower:
                 if item.seq > self.last + 1 and not await self._fill_gap(item.seq - 1):
                     return
                 await self._deliver(item)
+                chunk_relayed_live(item)
 
-    async def _catch_up(self) -> bool:
+    async def _catch_up(self, check_row: bool = True) -> bool:
         """Deliver what the log holds after `last`; False once the client's stream has ended."""
         try:
             await self._deliver_log()
-            if self.done:
-                return False
+            if self.done or not check_row:
+                return not self.done
             finished, last_seq = await run_in_threadpool(_turn_finished, self.turn_id)
             if finished:
                 # It may have finished just after we read: read once more before giving up.
@@ -103,6 +117,7 @@ class TurnFollower:
                     await self._give_up()
                     return False
         except REDIS_ERRORS:
+            redis_error("follower")
             # Redis is away; the relay will RESYNC us when it is back, unless that takes long.
             now = time.monotonic()
             self._redis_down_since = self._redis_down_since or now

@@ -8,10 +8,13 @@ from redis.asyncio import Redis
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from shared.channels import rate_key
 from shared.config import Settings
 from shared.errors import RateLimited
 from shared.models import ACTIVE_TURN_STATUSES, Turn, User
+
+
+def rate_key(user_id: int, minute: int) -> str:
+    return f"rate:{user_id}:{minute}"
 
 
 async def check_turn_allowed(redis: Redis, settings: Settings, user_id: int) -> None:

@@ -6,67 +6,52 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
-from redis.asyncio import Redis
+from fastapi.responses import JSONResponse
 
-from api.live_sessions import SESSION_TTL_S, SessionRegistry
+from api.body_limit import BodyLimit
+from api.chat.registry import ConnectionRegistry, close_local, keep_registered
+from api.metrics import WEBSOCKETS_OPEN
 from api.relay import Relay
 from api.routes import api_router
+from api.web import SecurityHeaders, install_web
 from shared.config import get_settings
 from shared.errors import AssistantError
-from shared.watchdog import Watchdog
+from shared.group_commit import GroupCommit
+from shared.redis_client import create_redis
+from shared.turns.watchdog import Watchdog
 from worker.celery_app import enqueue_turn
 
 log = logging.getLogger(__name__)
 
 
-async def _close_sessions(app: FastAPI, message: dict[str, Any]) -> None:
-    """A control message from any API process: close this process's matching sessions."""
-    if message.get("op") != "close":
-        return
-    for conn in list(app.state.connections.values()):
-        if conn.user_id == message.get("user_id") and conn.project == message.get("project"):
-            with contextlib.suppress(Exception):
-                await conn.ws.close(code=1000, reason="Session closed")
-
-
-async def _refresh_sessions(app: FastAPI) -> None:
-    while True:
-        await asyncio.sleep(SESSION_TTL_S / 3)
-        for conn in list(app.state.connections.values()):
-            if conn.conversation_id is not None:
-                with contextlib.suppress(Exception):
-                    await app.state.sessions.put(
-                        conn.user_id, conn.id, conn.project, conn.conversation_id
-                    )
-
-
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
-    redis = Redis.from_url(
-        settings.redis_dsn, socket_connect_timeout=3, socket_timeout=5, health_check_interval=15
-    )
+    redis = create_redis(settings)
     app.state.redis = redis
-    app.state.connections = {}
-    app.state.sessions = SessionRegistry(redis)
+    app.state.connections = {}  # this process's open WebSockets, by connection id
+    WEBSOCKETS_OPEN.set_function(lambda: len(app.state.connections))
+    app.state.registry = registry = ConnectionRegistry(redis)
+    # This process's writes on the chat path, committed together (shared/group_commit.py).
+    app.state.db = db = GroupCommit("api-db-writer")
 
     async def on_control(message: dict[str, Any]) -> None:
-        await _close_sessions(app, message)
+        await close_local(app.state.connections, message)
 
     app.state.relay = relay = Relay(redis, on_control)
     await relay.start()
     # The API watches for lost turns too, so a client is answered even with no worker left.
-    watchdog = Watchdog(redis, settings, enqueue=enqueue_turn, name="api")
+    watchdog = Watchdog(redis, settings, enqueue=enqueue_turn, name="api", db=db)
     tasks = [
         asyncio.create_task(watchdog.run_forever(), name="watchdog"),
-        asyncio.create_task(_refresh_sessions(app), name="session-refresh"),
+        asyncio.create_task(
+            keep_registered(registry, app.state.connections), name="keep-registered"
+        ),
     ]
     try:
         yield
@@ -75,6 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
         await relay.stop()
         await redis.aclose()
+        db.close()
 
 
 def create_app() -> FastAPI:
@@ -93,6 +79,8 @@ def create_app() -> FastAPI:
         allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["Authorization", "Content-Type"],
     )
+    # Added last, so outermost: bodies are bounded before CORS, authentication and parsing.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_body_bytes)
 
     @app.exception_handler(AssistantError)
     async def assistant_error(_req: Request, exc: AssistantError) -> JSONResponse:
@@ -111,10 +99,8 @@ def create_app() -> FastAPI:
         log.error("unhandled error", exc_info=exc)
         return JSONResponse({"detail": "Internal server error"}, status_code=500)
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(files("api").joinpath("static/index.html").read_text())
-
+    install_web(app)
+    app.add_middleware(SecurityHeaders)
     app.include_router(api_router)
     return app
 

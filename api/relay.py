@@ -1,9 +1,9 @@
 """The relay: one Redis pub/sub connection per API process, fanning chunks out to local clients.
 
 It only subscribes and forwards. Ordering, de-duplication and gap filling happen per client in
-`follow_turn`, against the replay log, so a chunk published before anyone subscribed, during a
-reconnect, or while Redis restarted is either delivered from the log or turned into a clear
-error: never silently lost, never a spinner that does not stop.
+`api.follow.TurnFollower`, against the replay log, so a chunk published before anyone
+subscribed, during a reconnect, or while Redis restarted is either delivered from the log or
+turned into a clear error: never silently lost, never a spinner that does not stop.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from shared.channels import REDIS_ERRORS, SESSION_CONTROL, parse_chunk, turn_channel
+from api.chat.registry import CONTROL_CHANNEL
+from shared.metrics import redis_error
 from shared.protocol import Chunk
+from shared.redis_client import REDIS_ERRORS
+from shared.turns.stream import parse_chunk, turn_channel
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,7 @@ class Relay:
             except asyncio.CancelledError:
                 raise
             except REDIS_ERRORS as exc:
+                redis_error("relay")
                 log.warning("relay: Redis connection lost (%s); reconnecting", exc)
             except Exception:
                 log.exception("relay: unexpected error; reconnecting")
@@ -113,7 +117,7 @@ class Relay:
                 with contextlib.suppress(*REDIS_ERRORS):
                     await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = self.redis.pubsub()
-            channels = [SESSION_CONTROL, *(turn_channel(t) for t in self._watchers)]
+            channels = [CONTROL_CHANNEL, *(turn_channel(t) for t in self._watchers)]
             await self._pubsub.subscribe(*channels)
         # Anything published while we were away is in the replay logs: tell watchers to look.
         for queues in self._watchers.values():
@@ -127,16 +131,14 @@ class Relay:
             msg = await pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
             if msg is None:
                 continue
-            channel = (
-                msg["channel"].decode() if isinstance(msg["channel"], bytes) else msg["channel"]
-            )
+            channel: str = msg["channel"]
             if msg["type"] == "subscribe":
                 self._confirmed.setdefault(channel, asyncio.Event()).set()
             elif msg["type"] == "message":
                 await self._dispatch(channel, msg["data"])
 
-    async def _dispatch(self, channel: str, data: bytes | str) -> None:
-        if channel == SESSION_CONTROL:
+    async def _dispatch(self, channel: str, data: str) -> None:
+        if channel == CONTROL_CHANNEL:
             if self.on_control is not None:
                 # In a task: closing slow sockets must not hold up everyone's chunks.
                 task = asyncio.create_task(self._control(data))
@@ -149,7 +151,7 @@ class Relay:
         for queue in list(self._watchers.get(chunk.turn_id, ())):
             queue.put_nowait(chunk)
 
-    async def _control(self, data: bytes | str) -> None:
+    async def _control(self, data: str) -> None:
         assert self.on_control is not None
         try:
             await self.on_control(json.loads(data))

@@ -31,6 +31,10 @@ class ConversationMessage(BaseModel):
     status: str = "complete"
     tool_calls: list[dict[str, Any]] = []
     turn_id: int | None = None
+    # Added: file references the reply cites, checked against the project
+    # ([{path, start, end, verified}]), and why it stopped (e.g. "max_tokens": cut off).
+    references: list[dict[str, Any]] | None = None
+    stop_reason: str | None = None
 
 
 class ConversationDetail(BaseModel):
@@ -57,13 +61,16 @@ class Success(BaseModel):
 
 class ProjectPublic(BaseModel):
     name: str
-    path: str
+    # The directory on the server: shown to administrators only, null for everyone else.
+    path: str | None
     created_at: str | None
 
 
 class ProjectCreate(BaseModel):
     name: str
     path: str
+    # Register a broad directory (/tmp, a home directory, this service's checkout) anyway.
+    force: bool = False
 
 
 class TurnPublic(BaseModel):
@@ -79,5 +86,11 @@ class TurnPublic(BaseModel):
 
 class Health(BaseModel):
     status: str
-    database: str
-    redis: str
+
+
+class Readiness(BaseModel):
+    status: str  # "ready" | "not ready"
+    database: str  # "ok" | "unavailable"
+    redis: str  # "ok" | "unavailable"
+    workers: int  # workers seen alive recently that take turns
+    missing: list[str]  # what keeps it from being ready: database, redis, workers

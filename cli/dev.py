@@ -1,9 +1,10 @@
 """`assistant dev`: the whole service in one command, on embedded defaults.
 
 SQLite under .assistant/, an embedded Redis when ASSISTANT_REDIS_URL is unset, the offline demo
-model when ANTHROPIC_API_KEY is unset, then the API and one worker as child processes. Local
-development runs open (no token) because it only listens on a loopback address; any other host
-keeps token authentication on.
+model when ANTHROPIC_API_KEY is unset, then the API and one worker as child processes. A child
+that dies is restarted (with backoff; when one keeps dying, everything stops with status 1), so
+a crash does not leave a half-working service. Local development runs open (no token) because
+it only listens on a loopback address; any other host keeps token authentication on.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 
+from cli.supervisor import RestartBudget, describe_exit
 from shared.config import DEFAULT_DATA_DIR
 
 
@@ -88,23 +92,26 @@ def run_dev(host: str, port: int) -> None:
     _prepare_database()
 
     exe = [sys.executable, "-m", "cli"]
-    procs = [
-        subprocess.Popen([*exe, "worker", "--concurrency", "50"], env=env),
-        subprocess.Popen([*exe, "api", "--host", host, "--port", str(port)], env=env),
+    children = [
+        _Child("worker", [*exe, "worker", "--concurrency", "50"]),
+        _Child("api", [*exe, "api", "--host", host, "--port", str(port)]),
     ]
-    _say(f"project assistant on http://{host}:{port}/  (Ctrl-C stops everything)")
+    # From here on a stop signal only sets a flag: raising KeyboardInterrupt in the middle of
+    # starting a child could leave it running without our knowing its pid.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    status = 0
     try:
-        _supervise(procs)
+        for child in children:
+            child.start(env)
+        _say(f"project assistant on http://{host}:{port}/  (Ctrl-C stops everything)")
+        status = _supervise(children, env, stop)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop_all(children)
         stack.close()
+    if status:
+        raise typer.Exit(status)
 
 
 def _prepare_database() -> None:
@@ -118,18 +125,60 @@ def _prepare_database() -> None:
             # A first run has something to talk about: this very checkout, if it is one.
             here = Path.cwd()
             with contextlib.suppress(Exception):
-                projects.add_project(session, here.name[:50] or "project", str(here))
+                # The checkout is a broad directory (it holds the service itself and its data
+                # directory), registered on purpose as the local demo project.
+                projects.add_project(session, here.name[:50] or "project", str(here), force=True)
                 _say(f"registered {here} as project '{here.name}'")
         names = ", ".join(p.name for p in projects.list_projects(session)) or "none"
     _say(f"projects: {names} (add more with `assistant projects add NAME PATH`)")
 
 
-def _supervise(procs: list[subprocess.Popen[bytes]]) -> None:
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        return
-    failed = [p for p in procs if p.poll() not in (None, 0)]
-    if failed:
-        _say("a child process exited; stopping")
+@dataclass
+class _Child:
+    """One process `assistant dev` keeps running, restarted (within a budget) when it dies."""
+
+    name: str
+    argv: list[str]
+    budget: RestartBudget = field(default_factory=RestartBudget)
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    restart_at: float | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(self.argv, env=env)
+        self.started = time.monotonic()
+        self.restart_at = None
+        _say(f"{self.name} started (pid {self.proc.pid})")
+
+
+def _supervise(children: list[_Child], env: dict[str, str], stop: threading.Event) -> int:
+    """Restart what dies until we are stopped (0) or a child keeps dying (1)."""
+    while not stop.wait(0.5):
+        now = time.monotonic()
+        for child in children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.start(env)
+                continue
+            code = child.proc.poll() if child.proc is not None else None
+            if code is None:
+                continue
+            delay = child.budget.next_delay(now - child.started)
+            if delay is None:
+                _say(f"{child.name} keeps exiting ({describe_exit(code)}); stopping everything")
+                return 1
+            _say(f"{child.name} exited ({describe_exit(code)}); restarting it in {delay:g}s")
+            child.restart_at = now + delay
+    return 0
+
+
+def _stop_all(children: list[_Child]) -> None:
+    procs = [c.proc for c in children if c.proc is not None and c.proc.poll() is None]
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import functools
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -23,11 +25,13 @@ projects_app = typer.Typer(help="Register, list and remove projects.", no_args_i
 users_app = typer.Typer(help="Create and list users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Issue, list and revoke API tokens.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+config_app = typer.Typer(help="The service's settings.", no_args_is_help=True)
 for sub, name in (
     (projects_app, "projects"),
     (users_app, "users"),
     (tokens_app, "tokens"),
     (db_app, "db"),
+    (config_app, "config"),
 ):
     app.add_typer(sub, name=name)
 
@@ -46,6 +50,14 @@ for sub in (projects_app, users_app, tokens_app):
     sub.callback()(_default_schema)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# On SIGTERM the API waits this long for its connections to close before cancelling them.
+API_SHUTDOWN_TIMEOUT_S = 10
+
+
+class Switch(enum.StrEnum):
+    on = "on"
+    off = "off"
 
 
 def friendly(fn: F) -> F:
@@ -90,13 +102,26 @@ def api(
     """Run the HTTP/WebSocket API (uvicorn)."""
     import uvicorn
 
+    from shared.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_format, "api")
     uvicorn.run(
         "api.main:app",
         host=host,
         port=port,
-        ws_max_size=ws_hard_limit(get_settings().max_ws_frame_bytes),
+        ws_max_size=ws_hard_limit(settings.max_ws_frame_bytes),
+        # Chat frames are small deltas: compressing them costs a compressor per connection
+        # (about 40 KB each: 10,000 open conversations went from 641 MB to 1057 MB with it)
+        # and saves little on the wire. Clients that offer it simply get plain frames.
+        ws_per_message_deflate=False,
+        # Our logging (text or JSON) formats uvicorn's lines too.
+        log_config=None,
         log_level="info",
         proxy_headers=True,
+        # On SIGTERM uvicorn closes every WebSocket with 1012 (service restart) after the
+        # frames already written; clients reconnect elsewhere and resume. Bound the wait.
+        timeout_graceful_shutdown=API_SHUTDOWN_TIMEOUT_S,
     )
 
 
@@ -114,17 +139,97 @@ def worker(
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
     hostname: Annotated[str | None, typer.Option(help="Celery node name")] = None,
+    supervise: Annotated[
+        bool,
+        typer.Option(
+            help="Run Celery in a child process and restart it if it exits unexpectedly "
+            "(--no-supervise: run it in this process, e.g. under your own supervisor)"
+        ),
+    ] = True,
+    max_restarts: Annotated[
+        int, typer.Option(help="Restarts in a row (each run under a minute) before giving up")
+    ] = 5,
 ) -> None:
-    """Run a Celery worker that runs turns."""
+    """Run a Celery worker that runs turns (restarted if it exits unexpectedly)."""
+    if supervise:
+        from cli.supervisor import RestartBudget
+        from cli.supervisor import supervise as run_supervised
+
+        child = [sys.executable, "-m", "cli", "worker", "--no-supervise"]
+        child += [f"--loglevel={loglevel}"]
+        child += [f"--concurrency={concurrency}"] if concurrency else []
+        child += [f"--hostname={hostname}"] if hostname else []
+
+        say = _supervisor_voice()
+
+        budget = RestartBudget(max_restarts=max_restarts)
+        raise typer.Exit(run_supervised(child, budget, say, name="Celery worker"))
+
     from worker.celery_app import celery_app
 
     n = concurrency or get_settings().worker_concurrency
     # Threads, not prefork: a turn waits on the network, and the threads only hand their turn
-    # to the process's event loop and wait, so hundreds per process cost little.
+    # to the process's event loop and wait, so hundreds per process cost little. Gossip and
+    # mingle exchange state between workers that this service never uses (it revokes nothing
+    # and elects nothing); without them a (re)start is a second faster, and a broker
+    # reconnect does not trip Celery 5.7's gossip restart over the connection it just dropped.
     argv = ["worker", "--pool=threads", f"--concurrency={n}", f"--loglevel={loglevel}"]
+    argv += ["--without-gossip", "--without-mingle"]
     if hostname:
         argv.append(f"--hostname={hostname}")
     celery_app.worker_main(argv)
+
+
+def _supervisor_voice() -> Callable[[str], None]:
+    """How `assistant worker` reports on its Celery child: a cyan line, or with JSON logs a
+    log record like every other line of the process."""
+    if get_settings().log_format != "json":
+        return lambda message: typer.secho(
+            f"assistant worker: {message}", fg=typer.colors.CYAN, err=True
+        )
+    import logging
+
+    from shared.logs import configure_logging
+
+    configure_logging("json", "worker")
+    return logging.getLogger("assistant.worker").info
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def flower(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 5555,
+    address: Annotated[
+        str, typer.Option(help="Interface; beyond loopback a login is required")
+    ] = "127.0.0.1",
+) -> None:
+    """Run Flower (Celery monitoring) for the configured broker; more Flower options may follow."""
+    from cli.flower import run_flower
+
+    run_flower(port, address, list(ctx.args))
+
+
+@app.command()
+@friendly
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts")] = False,
+) -> None:
+    """Workers, queue depth, active turns, and turns failed or restarted in the last hour."""
+    from cli.status import as_json as render_json
+    from cli.status import as_text, collect
+
+    report = collect(get_settings())
+    typer.echo(render_json(report) if as_json else as_text(report))
+    if report["problems"]:
+        raise typer.Exit(1)
+
+
+@config_app.command("env-example")
+def config_env_example() -> None:
+    """Print .env.example: every setting with its default and meaning."""
+    from cli.envfile import env_example
+
+    typer.echo(env_example(), nl=False)
 
 
 @db_app.command("upgrade")
@@ -139,12 +244,55 @@ def db_upgrade() -> None:
 
 @projects_app.command("add")
 @friendly
-def projects_add(name: str, path: str) -> None:
+def projects_add(
+    name: str,
+    path: str,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow a broad directory (/tmp, a home, ...)")
+    ] = False,
+) -> None:
     """Register directory PATH as project NAME."""
 
     with session_scope() as session:
-        project = projects.add_project(session, name, path)
+        project = projects.add_project(session, name, path, force=force)
         typer.echo(f"registered {project.name} -> {project.path}")
+
+
+@projects_app.command("set")
+@friendly
+def projects_set(
+    name: str,
+    hardlinks: Annotated[
+        Switch | None,
+        typer.Option(help="Let the tools read files with several hard links (off by default)"),
+    ] = None,
+    backlog_writes: Annotated[
+        Switch | None,
+        typer.Option(
+            help="Let the assistant add and skip features in the project's autocoder "
+            "backlog, features.db (off by default)"
+        ),
+    ] = None,
+    web: Annotated[
+        Switch | None,
+        typer.Option(help="Give the assistant Anthropic's web search and fetch tools (off)"),
+    ] = None,
+) -> None:
+    """Change a project's settings."""
+    switches = {"hard links": hardlinks, "backlog writes": backlog_writes, "web tools": web}
+    if all(v is None for v in switches.values()):
+        typer.echo("error: nothing to change (--hardlinks, --backlog-writes or --web)", err=True)
+        raise typer.Exit(2)
+
+    def on(value: Switch | None) -> bool | None:
+        return None if value is None else value == Switch.on
+
+    with session_scope() as session:
+        projects.set_options(
+            session, name, hardlinks=on(hardlinks), backlog_writes=on(backlog_writes), web=on(web)
+        )
+    changed = ", ".join(f"{k} {v.value}" for k, v in switches.items() if v is not None)
+    typer.echo(f"{name}: {changed}")
 
 
 @projects_app.command("list")
@@ -154,7 +302,17 @@ def projects_list() -> None:
 
     with session_scope() as session:
         for p in projects.list_projects(session):
-            typer.echo(f"{p.name}\t{p.path}")
+            flags = [
+                label
+                for label, on in (
+                    ("hard links allowed", p.allow_hardlinks),
+                    ("backlog writes", p.backlog_writes),
+                    ("web tools", p.web_tools),
+                )
+                if on
+            ]
+            extra = "".join(f"\t{flag}" for flag in flags)
+            typer.echo(f"{p.name}\t{p.path}{extra}")
 
 
 @projects_app.command("remove")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from datetime import UTC, timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from shared.errors import Conflict, InvalidInput, NotFound, Unauthorized
@@ -39,6 +41,10 @@ def get_user(session: Session, name: str) -> User:
     return user
 
 
+def find_user(session: Session, name: str) -> User | None:
+    return session.exec(select(User).where(User.name == name)).first()
+
+
 def ensure_user(session: Session, name: str, is_admin: bool = False) -> User:
     user = session.exec(select(User).where(User.name == name)).first()
     return user if user is not None else create_user(session, name, is_admin)
@@ -56,7 +62,13 @@ def issue_token(session: Session, user: User, name: str = "") -> tuple[ApiToken,
     return row, secret
 
 
-def authenticate(session: Session, token: str | None) -> User:
+# A token's last use is recorded at most this often: recording it on every request would make
+# each request (and each chat message) a database write.
+LAST_USE_RESOLUTION = timedelta(minutes=1)
+
+
+def identify(session: Session, token: str | None) -> tuple[User, ApiToken]:
+    """The token's owner and row, or Unauthorized; reads only."""
     if not token:
         raise Unauthorized("Missing credentials")
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
@@ -65,7 +77,28 @@ def authenticate(session: Session, token: str | None) -> User:
     user = session.get(User, row.user_id)
     if user is None:
         raise Unauthorized("Invalid or revoked token")
-    row.last_used_at = utcnow()
+    return user, row
+
+
+def use_is_stale(row: ApiToken) -> bool:
+    last = row.last_used_at
+    if last is None:
+        return True
+    last = last if last.tzinfo is not None else last.replace(tzinfo=UTC)
+    return utcnow() - last > LAST_USE_RESOLUTION
+
+
+def record_use(session: Session, token_id: int) -> None:
+    session.execute(
+        update(ApiToken).where(col(ApiToken.id) == token_id).values(last_used_at=utcnow())
+    )
+
+
+def authenticate(session: Session, token: str | None) -> User:
+    """The token's owner (in a writing session: its last use is recorded when stale)."""
+    user, row = identify(session, token)
+    if use_is_stale(row) and row.id is not None:
+        record_use(session, row.id)
     return user
 
 

@@ -14,20 +14,18 @@ from shared.models import (
     ACTIVE_TURN_STATUSES,
     Conversation,
     Message,
-    MessageStatus,
     Turn,
-    TurnStatus,
     utcnow,
 )
-from shared.protocol import GREETING
+from shared.protocol import greeting
 
-TITLE_CHARS = 50
+TITLE_CHARS = 50  # as the original: the first 50 characters, then "..." (fits the 100 column)
 BUSY = "A reply is still being generated in this conversation; wait or cancel it"
 MAX_ID = 2**63 - 1  # the largest id either database can store (SQLite INTEGER, PG BIGINT)
 
 
 @dataclass(frozen=True)
-class ConversationSummary:
+class ConversationWithCount:
     conversation: Conversation
     message_count: int
 
@@ -41,10 +39,21 @@ def create_conversation(session: Session, project_name: str, user_id: int) -> Co
 
 def add_greeting(session: Session, conv: Conversation) -> Message:
     assert conv.id is not None
-    msg = Message(conversation_id=conv.id, role="assistant", content=GREETING)
+    msg = Message(conversation_id=conv.id, role="assistant", content=greeting(conv.project_name))
     session.add(msg)
     session.flush()
     return msg
+
+
+def is_greeting(msg: Message) -> bool:
+    """Every reply belongs to a turn; only the greeting is stored without one. Known by that,
+    not by its text, which names the project (and was worded differently before)."""
+    return msg.role == "assistant" and msg.turn_id is None
+
+
+def title_for(first_message: str) -> str:
+    text = first_message.strip().replace("\n", " ")
+    return text[:TITLE_CHARS] + ("..." if len(text) > TITLE_CHARS else "")
 
 
 def get_conversation(
@@ -62,7 +71,7 @@ def get_conversation(
 
 def list_conversations(
     session: Session, project_name: str, user_id: int
-) -> list[ConversationSummary]:
+) -> list[ConversationWithCount]:
     counts = (
         select(Message.conversation_id, func.count(col(Message.id)).label("n"))
         .group_by(col(Message.conversation_id))
@@ -74,7 +83,7 @@ def list_conversations(
         .where(Conversation.project_name == project_name, Conversation.user_id == user_id)
         .order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
     ).all()
-    return [ConversationSummary(conv, int(n)) for conv, n in rows]
+    return [ConversationWithCount(conv, int(n)) for conv, n in rows]
 
 
 def messages_of(session: Session, conversation_id: int) -> list[Message]:
@@ -165,7 +174,7 @@ def start_turn(
             return NewTurn(existing, created=False)
         raise Conflict(BUSY) from None
     if conv.title is None:
-        conv.title = content.strip().replace("\n", " ")[:TITLE_CHARS]
+        conv.title = title_for(content)
     touch(conv)
     return NewTurn(turn, created=True)
 
@@ -176,10 +185,3 @@ def is_finished(turn: Turn) -> bool:
 
 def assistant_reply(session: Session, turn_id: int) -> Message | None:
     return session.exec(select(Message).where(Message.turn_id == turn_id)).first()
-
-
-TERMINAL_MESSAGE_STATUS = {
-    TurnStatus.complete: MessageStatus.complete,
-    TurnStatus.cancelled: MessageStatus.cancelled,
-    TurnStatus.failed: MessageStatus.failed,
-}

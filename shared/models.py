@@ -6,7 +6,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, MetaData, String, text
+from sqlalchemy import JSON, Column, Index, MetaData, String, false, text
 from sqlmodel import Field, SQLModel
 
 # Explicit constraint names so Alembic migrations are stable across SQLite and PostgreSQL.
@@ -25,6 +25,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def no_tool_calls() -> list[dict[str, Any]]:
+    # A plain function, not the builtin `list`: pydantic inspects a default factory's signature
+    # on every construction, and a builtin's costs a text parse (7x the whole construction).
+    return []
+
+
 class TurnStatus(enum.StrEnum):
     queued = "queued"
     running = "running"
@@ -41,6 +47,17 @@ class MessageStatus(enum.StrEnum):
     complete = "complete"
     cancelled = "cancelled"
     failed = "failed"
+    # Claude declined (stop reason `refusal`): the stored content is our notice, not an answer.
+    refused = "refused"
+
+
+class StopReason(enum.StrEnum):
+    """Why a completed reply ended, when it is worth telling (stored and sent with it)."""
+
+    end_turn = "end_turn"
+    max_tokens = "max_tokens"  # cut off at the output limit, after any continuation
+    max_tool_rounds = "max_tool_rounds"  # stopped looking at the tool-round limit
+    refusal = "refusal"
 
 
 class User(SQLModel, table=True):
@@ -72,6 +89,14 @@ class Project(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(50), unique=True, nullable=False))
     path: str
+    # Tools refuse files with several hard links (one may be a file outside the project)
+    # unless an administrator allows them here (`assistant projects set NAME --hardlinks on`).
+    allow_hardlinks: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # autocoder's backlog (features.db): the model may add and skip features only where an
+    # administrator allows it (`assistant projects set NAME --backlog-writes on`).
+    backlog_writes: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # Anthropic's server-side web search and fetch tools (`--web on`).
+    web_tools: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -101,8 +126,13 @@ class Message(SQLModel, table=True):
     role: str = Field(max_length=16)
     content: str = ""
     # Tool calls made while producing an assistant reply: [{"tool": ..., "input": {...}}].
-    tool_calls: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    tool_calls: list[dict[str, Any]] = Field(default_factory=no_tool_calls, sa_column=Column(JSON))
     status: str = Field(default=MessageStatus.complete, max_length=16)
+    # File references cited in a reply, checked against the project: [{"path", "start",
+    # "end", "verified"}]; None before the reply ended (and for user messages).
+    references: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    # Why a finished reply stopped (StopReason), when the worker knows it.
+    stop_reason: str | None = Field(default=None, max_length=32)
     # The assistant reply of a turn: unique, so a re-run can never store a second one.
     turn_id: int | None = Field(default=None, unique=True)
     created_at: datetime = Field(default_factory=utcnow)

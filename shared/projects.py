@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
 import re
 from pathlib import Path
 
@@ -17,8 +19,10 @@ PROJECT_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,50}$")
 _SYSTEM_DIRS = (
     "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/dev", "/proc", "/sys",
     "/root", "/var", "/run", "/snap", "/opt/local/etc",
-)
+)  # fmt: skip
 _HOME_SECRET_DIRS = (".ssh", ".aws", ".gnupg", ".kube", ".docker", ".config/gcloud", ".azure")
+# This service's own checkout (its code, and by default its data directory with the database).
+SERVICE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def validate_name(name: str) -> str:
@@ -34,8 +38,37 @@ def _forbidden_roots() -> list[Path]:
     return roots
 
 
-def check_project_path(raw: str) -> Path:
-    """Resolve a path a user wants to register, refusing system and secret locations."""
+def broad_reason(real: Path) -> str | None:
+    """Why registering `real` would expose more than one project, if it would.
+
+    Broad means: a top-level directory (`/tmp`, `/home`, `/srv`, ...), a user's home directory,
+    or a directory that contains this service's own checkout or its data directory."""
+    if real.parent == Path("/"):
+        return f"{real} is a top-level directory"
+    if real in _home_dirs():
+        return f"{real} is a user's home directory"
+    from shared.config import get_settings
+
+    for inner, what in (
+        (SERVICE_ROOT, "this service's own checkout"),
+        (get_settings().data_dir.resolve(), "this service's data directory"),
+    ):
+        if inner.is_relative_to(real):
+            return f"{real} contains {what}"
+    return None
+
+
+def _home_dirs() -> set[Path]:
+    homes = set()
+    for entry in pwd.getpwall():
+        with contextlib.suppress(OSError, RuntimeError):
+            homes.add(Path(entry.pw_dir).resolve())
+    return homes
+
+
+def check_project_path(raw: str, force: bool = False) -> Path:
+    """Resolve a path a user wants to register, refusing system and secret locations, and
+    broad directories unless `force` is given."""
     if not raw or "\x00" in raw:
         raise InvalidInput("Project path is empty or invalid")
     try:
@@ -59,6 +92,13 @@ def check_project_path(raw: str) -> Path:
     for root in _forbidden_roots():
         if real == root or real.is_relative_to(root):
             raise InvalidInput(f"Refusing to register a system or secret location ({root})")
+    reason = broad_reason(real)
+    if reason is not None and not force:
+        raise InvalidInput(
+            f"Refusing to register a broad directory: {reason}, so the assistant could read "
+            "far more than one project. Register a project directory inside it, or repeat "
+            'with --force (REST: "force": true) if you really mean it'
+        )
     return real
 
 
@@ -82,14 +122,39 @@ def list_projects(session: Session) -> list[Project]:
     return list(session.exec(select(Project).order_by(col(Project.name))).all())
 
 
-def add_project(session: Session, name: str, raw_path: str) -> Project:
+def add_project(session: Session, name: str, raw_path: str, force: bool = False) -> Project:
     validate_name(name)
-    path = check_project_path(raw_path)
+    path = check_project_path(raw_path, force)
     if session.exec(select(Project).where(Project.name == name)).first() is not None:
         raise Conflict(f"Project '{name}' is already registered")
     project = Project(name=name, path=str(path))
     session.add(project)
     session.flush()
+    return project
+
+
+def set_hardlinks(session: Session, name: str, allow: bool) -> Project:
+    """Let the tools read files with several hard links in this project (or stop them)."""
+    return set_options(session, name, hardlinks=allow)
+
+
+def set_options(
+    session: Session,
+    name: str,
+    *,
+    hardlinks: bool | None = None,
+    backlog_writes: bool | None = None,
+    web: bool | None = None,
+) -> Project:
+    """Change a project's switches; None leaves one as it is."""
+    project = get_project(session, name)
+    if hardlinks is not None:
+        project.allow_hardlinks = hardlinks
+    if backlog_writes is not None:
+        project.backlog_writes = backlog_writes
+    if web is not None:
+        project.web_tools = web
+    session.add(project)
     return project
 
 

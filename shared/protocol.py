@@ -6,9 +6,11 @@ chunks also carry `turn_id` and `seq` so a client can order, de-duplicate and re
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic_core import PydanticCustomError
 
 # ---- client -> server ---------------------------------------------------------------------
 
@@ -20,11 +22,25 @@ class _ClientMsg(BaseModel):
 
 # Ids are database keys: anything outside a signed 64-bit range cannot exist.
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def _digits_to_int(value: Any) -> Any:
+    """The original took a conversation id sent as a numeric string ("7") too; any other
+    string is refused (strict mode refuses it anyway, with a vaguer message)."""
+    if not isinstance(value, str):
+        return value
+    if not _DIGITS.fullmatch(value):
+        raise PydanticCustomError("id_string", "must be an integer or a string of digits")
+    return int(value)
+
+
+ConversationId = Annotated[Id, BeforeValidator(_digits_to_int)]
 
 
 class StartMsg(_ClientMsg):
     type: Literal["start"]
-    conversation_id: Id | None = None
+    conversation_id: ConversationId | None = None
 
 
 class UserMsg(_ClientMsg):
@@ -43,13 +59,13 @@ class CancelMsg(_ClientMsg):
 
 
 class ResumeMsg(_ClientMsg):
-    """Re-attach to turn `turn_id` after `after_seq`; or, autocoder's form, resume a
-    conversation by `conversation_id` without a greeting."""
+    """Re-attach to turn `turn_id` after `after_seq`; or resume a conversation by
+    `conversation_id`, answered like `start` with that id (both forms are our additions)."""
 
     type: Literal["resume"]
     turn_id: Id | None = None
     after_seq: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
-    conversation_id: Id | None = None
+    conversation_id: ConversationId | None = None
 
 
 ClientMsg = Annotated[
@@ -85,21 +101,38 @@ class Chunk(BaseModel):
     client_message_id: str | None = None
     turn_id: int | None = None
     seq: int | None = None
+    # Added on a reply's end: why it stopped (`max_tokens`: cut off, `max_tool_rounds`,
+    # `refusal`) and the file references it cites, checked against the project.
+    stop_reason: str | None = None
+    references: list[dict[str, Any]] | None = None
+    # Internal: when the producer published it (epoch seconds), carried through Redis for the
+    # relay-delay metric. Never sent to a client (`dump` leaves it out).
+    published_at: float | None = None
 
     @property
     def is_terminal(self) -> bool:
         return self.type in TERMINAL_TYPES
 
     def dump(self) -> str:
+        """The frame a client gets."""
+        return self.model_dump_json(exclude_none=True, exclude=_INTERNAL)
+
+    def wire(self) -> str:
+        """The form sent live through Redis pub/sub (with the internal fields)."""
         return self.model_dump_json(exclude_none=True)
+
+
+_INTERNAL = {"published_at"}
 
 
 def error_chunk(content: str, **kw: Any) -> Chunk:
     return Chunk(type="error", content=content, **kw)
 
 
-GREETING = (
-    "Hello! I'm your project assistant. I can read, list and search this project's files "
-    "(never change them) and answer questions about it, citing paths and lines. "
-    "What would you like to know?"
-)
+def greeting(project_name: str) -> str:
+    """The first words of a new conversation, naming the project in bold as the original did."""
+    return (
+        f"Hello! I'm your project assistant for **{project_name}**. I can read, list and "
+        "search its files (never change them) and answer questions about the project, "
+        "citing paths and lines. What would you like to know?"
+    )

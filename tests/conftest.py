@@ -28,6 +28,9 @@ from shared.migrate import upgrade  # noqa: E402
 from shared.redis_server import RedisServer  # noqa: E402
 from tests.support.processes import Stack, StackFactory  # noqa: E402
 
+# engine (SQLite and PostgreSQL), scoped, conv_ids
+pytest_plugins = ["tests.support.db_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def database_url() -> str:

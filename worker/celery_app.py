@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from shared.config import get_settings
+from worker.broker_transport import transport_for
 
 
 def make_celery() -> Celery:
@@ -32,9 +33,14 @@ def make_celery() -> Celery:
         # persisted, and publish to Redis again once it is back.
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_retry_on_startup=True,
-        # Flower reads these events.
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # kombu's Redis transport with the fix that keeps a worker alive through a Redis
+        # restart with turns in flight (see worker/broker_transport.py for the root cause).
+        broker_transport=transport_for(broker),
+        # Task events cost a Redis publish per task state on both sides (the API's enqueue took
+        # twice as long with the sent event). Flower switches the workers' events on itself
+        # while it runs; ASSISTANT_CELERY_EVENTS=true keeps them always on.
+        worker_send_task_events=settings.celery_events,
+        task_send_sent_event=settings.celery_events,
         worker_hijack_root_logger=False,
     )
     return app

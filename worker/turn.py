@@ -1,348 +1,454 @@
-"""One Claude turn: stream the reply, run read-only tools in a loop, publish and persist.
+"""One Claude turn: claim it, stream the reply through the tool-use loop, publish, persist, end.
 
-The reply is saved while it streams (every `PERSIST_INTERVAL_S`), so a crash loses at most the
-last instant of text. Stop is cooperative: the supervisor sets the turn's cancel event, and the
-model stream is closed by cancelling the coroutine that reads it.
+`execute_turn` is the whole life of one attempt of a turn in a worker. The reply is saved while
+it streams (by the process's `ProgressWriter`, twice a second), so a crash loses at most the
+last instant of text; a stop request cancels the coroutine reading the model stream, which
+closes it. However the attempt ends, it ends through `shared.turns.ending`, and
+`TurnSuperseded` (another attempt owns the turn now) is caught here, in one place. The one
+other way out is a worker shutting down (worker/drain.py): then the stopped attempt is handed
+back for another worker to re-run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import logging
+import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import anthropic
-import httpx2
+from sqlmodel import Session
 
-from shared import turn_state
-from shared.channels import SeqConflict, TurnPublisher, last_logged_seq
+from shared.backlog import BACKLOG_TOOL_NAMES, has_backlog, run_backlog_tool
 from shared.config import Settings
 from shared.conversations import messages_of
-from shared.db import session_scope
 from shared.errors import AssistantError
-from shared.models import Conversation, Message, Turn, TurnStatus
+from shared.logs import bind_turn, turn_scope
+from shared.models import Conversation, Message, StopReason, Turn
 from shared.projects import get_project, project_root
 from shared.prompt import history_messages, system_prompt
-from shared.protocol import Chunk, error_chunk
-from shared.tools import TOOL_SCHEMAS, ToolError, ToolLimits, run_tool
+from shared.protocol import Chunk
+from shared.references import check_references
+from shared.tools import TOOL_SCHEMAS, ToolError, ToolLimits, limits_from_settings, run_tool
+from shared.turns import ending, state
+from shared.turns.ending import Ending, end_turn
+from shared.turns.restart import restart_turn
+from shared.turns.state import ReplyText, TurnSuperseded
+from shared.turns.stream import TurnPublisher, last_logged_seq
 from worker.coalesce import Coalescer
-
-if TYPE_CHECKING:
-    from worker.runtime import Runtime
+from worker.context import WorkerContext
+from worker.errors import (
+    CANNOT_START,
+    CONTEXT_TOO_LONG,
+    REFUSED,
+    TOO_LONG,
+    describe_error,
+    prompt_too_long,
+)
+from worker.metrics import FIRST_CHUNK, MODEL_ERRORS, TOOL_CALLS, TURN_DURATION
+from worker.reply import Reply, Round, TextOut, fold
+from worker.request import Toolset, request_params, tool_definitions
+from worker.rounds import CONTEXT_EXCEEDED, Dialogue
+from worker.supervisor import beat
 
 log = logging.getLogger(__name__)
 
-PERSIST_INTERVAL_S = 0.5
+# Appended to a reply that reached the tool-round limit, so it never just stops.
+STOPPED_LOOKING = (
+    "\n\n*I stopped looking here: this reply reached its limit of {n} rounds of tool calls. "
+    "Ask me to continue if you want me to look further.*"
+)
+# Tools run here, by name: what the metrics label a call with (anything else is "unknown").
+TOOL_NAMES = frozenset(str(schema["name"]) for schema in TOOL_SCHEMAS) | frozenset(
+    BACKLOG_TOOL_NAMES
+)
 
 
-class StaleTurn(Exception):
-    """Another attempt owns this turn now (the watchdog moved it on): stop quietly."""
+class CannotStart(Exception):
+    """The turn cannot run (its project is gone): it ends with this message."""
 
 
-@dataclass
-class TurnContext:
+class HandBack:
+    """How an attempt stops when its worker shuts down: not an ending; the turn is re-run."""
+
+    name = "handed_back"
+
+
+@dataclass(frozen=True)
+class TurnJob:
+    """Everything one attempt of a turn needs, loaded when it is claimed."""
+
     turn_id: int
     attempt: int
+    conversation_id: int
+    user_id: int
     reply_id: int
     root: Path
-    system: str
+    project_name: str
     messages: list[dict[str, Any]]
     last_seq: int
+    allow_hardlinks: bool = False
+    backlog_writes: bool = False
+    web_tools: bool = False
 
 
-@dataclass
-class ReplyState:
-    text: str = ""
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    dirty: bool = False
+@dataclass(frozen=True)
+class ProjectSetup:
+    """What a project's turns get besides the conversation: their tools and system prompt."""
+
+    toolset: Toolset = field(default_factory=Toolset)
+    system: str = ""
 
 
-def load_turn(turn_id: int, attempt: int, worker: str, settings: Settings) -> TurnContext | str:
-    """Claim the turn and load what Claude needs; a string is the reason to fail it instead."""
-    with session_scope() as session:
-        if not turn_state.claim(session, turn_id, attempt, worker):
-            raise StaleTurn()
-        turn = session.get(Turn, turn_id)
-        assert turn is not None
-        conv = session.get(Conversation, turn.conversation_id)
-        user_msg = session.get(Message, turn.user_message_id)
-        reply = turn_state.reset_reply(session, turn)
-        assert conv is not None
-        assert user_msg is not None
-        assert reply.id is not None
+async def execute_turn(ctx: WorkerContext, turn_id: int, attempt: int) -> str:
+    """Run attempt `attempt` of turn `turn_id` to its end; how it ended, for the task's log."""
+    with turn_scope(turn_id):
+        if ctx.draining:
+            # Shutting down: not claimed, so another worker can take this very attempt.
+            await asyncio.to_thread(ctx.enqueue, turn_id, attempt)
+            log.info("turn %s attempt %s: worker shutting down; passed on", turn_id, attempt)
+            return "passed_on"
+        started = time.monotonic()
         try:
-            root = project_root(get_project(session, conv.project_name))
-        except AssistantError as exc:
-            return f"{exc.message}: the project '{conv.project_name}' is no longer available"
-        cutoff = user_msg.id or 0
-        previous = [m for m in messages_of(session, conv.id or 0) if (m.id or 0) < cutoff]
-        return TurnContext(
-            turn_id=turn_id,
-            attempt=attempt,
-            reply_id=reply.id,
-            root=root,
-            system=system_prompt(conv.project_name, root),
-            messages=history_messages(previous, user_msg.content, settings.history_budget_chars),
-            last_seq=turn.last_seq,
-        )
+            how = await _execute(ctx, turn_id, attempt)
+        except TurnSuperseded as exc:
+            # A duplicate or late delivery, or the watchdog re-ran or ended the turn meanwhile.
+            log.info("turn %s attempt %s: superseded (%s); stopping", turn_id, attempt, exc)
+            how = "superseded"
+        TURN_DURATION.labels(how).observe(time.monotonic() - started)
+        return how
 
 
-async def run_turn(rt: Runtime, turn_id: int, attempt: int) -> str:
-    s = rt.settings
+async def _execute(ctx: WorkerContext, turn_id: int, attempt: int) -> str:
     try:
-        loaded = await asyncio.to_thread(load_turn, turn_id, attempt, rt.name, s)
-    except StaleTurn:
-        log.info("turn %s attempt %s: not ours (duplicate or stale delivery)", turn_id, attempt)
-        return "stale"
-    except Exception:
-        # The claim rolled back with the failed transaction: fail the turn so nobody waits.
-        log.exception("turn %s: could not load", turn_id)
-        loaded = "The reply could not be started because of an internal error."
-    start_seq = max(
-        await last_logged_seq(rt.redis, turn_id),
-        loaded.last_seq if isinstance(loaded, TurnContext) else 0,
-    )
-    publisher = TurnPublisher(rt.redis, s, turn_id, start_seq)
-    if isinstance(loaded, str):
-        if await asyncio.to_thread(
-            turn_state.finish,
-            turn_id,
-            attempt,
-            None,
-            "",
-            [],
-            TurnStatus.failed,
-            publisher.seq + 1,
-            loaded,
-            (TurnStatus.queued, TurnStatus.running),
-        ):
-            with contextlib.suppress(SeqConflict):
-                await publisher.publish(error_chunk(loaded))
-        return "failed"
-    cancel = asyncio.Event()
-    rt.active[turn_id] = cancel
+        job = await ctx.db.write(partial(load_turn, ctx.settings, turn_id, attempt, ctx.name))
+        bind_turn(job.conversation_id, job.user_id)
+        log.info("turn %s attempt %s: claimed", turn_id, attempt)
+    except (TurnSuperseded, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        if isinstance(exc, CannotStart):
+            message = str(exc)
+        else:
+            # The claim rolled back with the failed transaction: end the turn so nobody waits.
+            log.exception("turn %s: could not load", turn_id)
+            message = CANNOT_START
+        await _end(ctx, ending.could_not_start(message), turn_id, attempt, 0)
+        return "could_not_start"
+    stop = asyncio.Event()
+    ctx.active[turn_id] = stop
+    if ctx.handing_back:
+        stop.set()  # claimed as the grace period ran out: straight back to the queue
     try:
-        await rt.beat([turn_id])
-        return await TurnRun(rt, loaded, publisher, cancel).run()
+        await beat(ctx, [turn_id])
+        # Outside the database transaction: reading the project's files (README, features.db).
+        setup = await asyncio.to_thread(project_setup, ctx.settings, job)
+        # Continue after whatever the log holds already (an earlier attempt's chunks).
+        after_seq = max(job.last_seq, await last_logged_seq(ctx.redis, turn_id))
+        run = TurnRun(ctx, job, setup, stop, after_seq)
+        outcome = await run.run()
+        if isinstance(outcome, HandBack):
+            await _hand_back(ctx, turn_id, attempt, run.publisher.seq)
+        else:
+            await _end(ctx, outcome, turn_id, attempt, run.publisher.seq)
+        return outcome.name
     finally:
         # Only our own entry: a later attempt of this turn may be running in this process.
-        if rt.active.get(turn_id) is cancel:
-            del rt.active[turn_id]
+        if ctx.active.get(turn_id) is stop:
+            del ctx.active[turn_id]
+
+
+async def _hand_back(ctx: WorkerContext, turn_id: int, attempt: int, seq: int) -> None:
+    """This attempt has stopped publishing: re-queue the turn as the next attempt."""
+    if not await restart_turn(
+        ctx.redis,
+        ctx.settings,
+        ctx.enqueue,
+        turn_id=turn_id,
+        attempt=attempt,
+        reason="shutdown",
+        after_seq=seq,
+        worker=ctx.name,
+        db=ctx.db,
+    ):
+        raise TurnSuperseded(f"turn {turn_id} attempt {attempt} was moved on by another actor")
+
+
+async def _end(ctx: WorkerContext, how: Ending, turn_id: int, attempt: int, seq: int) -> None:
+    if not await end_turn(
+        ctx.redis, ctx.settings, how, turn_id=turn_id, attempt=attempt, after_seq=seq, db=ctx.db
+    ):
+        raise TurnSuperseded(f"turn {turn_id} attempt {attempt} was ended by another actor")
+
+
+def load_turn(
+    settings: Settings, turn_id: int, attempt: int, worker: str, session: Session
+) -> TurnJob:
+    """Claim the turn and load what Claude needs (TurnSuperseded / CannotStart otherwise), on
+    the process's group commit: raising rolls the claim back with the rest of the job."""
+    state.claim(session, turn_id=turn_id, attempt=attempt, worker=worker)
+    turn = session.get(Turn, turn_id)
+    assert turn is not None
+    conv = session.get(Conversation, turn.conversation_id)
+    user_msg = session.get(Message, turn.user_message_id)
+    assert conv is not None
+    assert user_msg is not None
+    try:
+        project = get_project(session, conv.project_name)
+        root = project_root(project)
+    except AssistantError as exc:
+        # The claim is rolled back; the ending then fails the still-queued turn.
+        raise CannotStart(
+            f"{exc.message}: the project '{conv.project_name}' is no longer available"
+        ) from None
+    reply = state.reset_reply(session, turn)
+    assert reply.id is not None
+    cutoff = user_msg.id or 0
+    previous = [m for m in messages_of(session, conv.id or 0) if (m.id or 0) < cutoff]
+    return TurnJob(
+        turn_id=turn_id,
+        attempt=attempt,
+        conversation_id=turn.conversation_id,
+        user_id=turn.user_id,
+        reply_id=reply.id,
+        root=root,
+        project_name=conv.project_name,
+        messages=history_messages(previous, user_msg.content, settings.history_budget_chars),
+        last_seq=turn.last_seq,
+        allow_hardlinks=project.allow_hardlinks,
+        backlog_writes=project.backlog_writes,
+        web_tools=project.web_tools,
+    )
+
+
+# A project's tools and system prompt change only when its README, its backlog file or its
+# switches do: built at most this often per project, so a turn does not read them again (and
+# the prompt cache sees the same bytes).
+SETUP_TTL_S = 30.0
+_setups: dict[tuple[object, ...], tuple[float, ProjectSetup]] = {}
+
+
+def project_setup(settings: Settings, job: TurnJob) -> ProjectSetup:
+    """The project's toolset and system prompt (reads its files: call it off the event loop)."""
+    key = (job.project_name, job.root, job.allow_hardlinks, job.backlog_writes, job.web_tools)
+    now = time.monotonic()
+    hit = _setups.get(key)
+    if hit is not None and now - hit[0] < SETUP_TTL_S:
+        return hit[1]
+    limits = limits_from_settings(settings, job.allow_hardlinks)
+    toolset = project_toolset(
+        job.root, limits, backlog_writes=job.backlog_writes, web=job.web_tools
+    )
+    system = system_prompt(job.project_name, job.root, backlog=toolset.backlog, web=toolset.web)
+    setup = ProjectSetup(toolset, system)
+    _setups[key] = (now, setup)
+    return setup
+
+
+def project_toolset(root: Path, limits: ToolLimits, *, backlog_writes: bool, web: bool) -> Toolset:
+    """The tools a project's turns get: the backlog's where it has autocoder's features.db
+    (writes where an administrator allowed them), the web's where enabled."""
+    backlog = None
+    if has_backlog(root, limits):
+        backlog = "write" if backlog_writes else "read"
+    return Toolset(backlog=backlog, web=web)
 
 
 class TurnRun:
-    def __init__(
-        self, rt: Runtime, ctx: TurnContext, publisher: TurnPublisher, cancel: asyncio.Event
-    ) -> None:
-        self.rt = rt
-        self.ctx = ctx
-        self.pub = publisher
-        self.cancel = cancel
-        # Set when we learn another attempt owns the turn: stop without a word.
-        self.stale = asyncio.Event()
-        self.state = ReplyState()
-        s = rt.settings
-        self.coalescer = Coalescer(self._emit_text, s.coalesce_ms / 1000, s.coalesce_max_chars)
-        self.limits = ToolLimits(
-            max_file_bytes=s.tool_max_file_bytes,
-            max_results=s.tool_max_results,
-            max_output_chars=s.tool_max_output_chars,
-            search_timeout_s=s.tool_search_timeout_s,
-            deny_globs=tuple(s.tool_deny_globs),
-        )
+    """One attempt's streaming work: the model rounds, their chunks, and progress saves."""
 
-    async def run(self) -> str:
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        job: TurnJob,
+        setup: ProjectSetup,
+        stop: asyncio.Event,
+        after_seq: int,
+    ) -> None:
+        self.ctx = ctx
+        self.job = job
+        self.setup = setup
+        self.stop = stop
+        self.turn_id = job.turn_id
+        self.attempt = job.attempt
+        self.reply = Reply()
+        self._dirty = False
+        self._claimed_at = time.monotonic()
+        self._first_chunk = True
+        # Set by the progress writer when a save finds another attempt owning the turn.
+        self.superseded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        s = ctx.settings
+        self.publisher = TurnPublisher(ctx.redis, s, job.turn_id, after_seq)
+        self.coalescer = Coalescer(self._emit_text, s.coalesce_ms / 1000, s.coalesce_max_chars)
+        self.limits = limits_from_settings(s, job.allow_hardlinks)
+        self.tools = tool_definitions(setup.toolset, s)
+        self.stop_reason: str = StopReason.end_turn
+
+    async def run(self) -> Ending | HandBack:
+        """Stream until the reply is done, stopped, failed or out of time; how to end it (or,
+        when the worker is shutting down, that it is to be handed back)."""
         converse = asyncio.create_task(self._converse())
-        cancelled = asyncio.create_task(self.cancel.wait())
-        stale = asyncio.create_task(self.stale.wait())
-        persister = asyncio.create_task(self._persist_periodically())
-        status, error = TurnStatus.complete, None
+        stopped = asyncio.create_task(self.stop.wait())
+        tasks = (converse, stopped)
+        self.ctx.progress.track(self)
         try:
             done, _ = await asyncio.wait(
-                {converse, cancelled, stale},
-                timeout=self.rt.settings.turn_time_limit_s,
+                (*tasks, self.superseded),
+                timeout=self.ctx.settings.turn_time_limit_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            if converse not in done:
-                converse.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await converse
-                if cancelled in done:
-                    status = TurnStatus.cancelled
-                elif stale not in done:
-                    status, error = TurnStatus.failed, "The reply took too long and was stopped."
-            elif (exc := converse.exception()) is not None:
-                if isinstance(exc, StaleTurn | SeqConflict):
-                    self.stale.set()
-                else:
-                    status, error = TurnStatus.failed, describe_error(exc, self.ctx.turn_id)
         finally:
-            for task in (cancelled, stale, persister):
+            self.ctx.progress.untrack(self)
+            for task in tasks:
                 task.cancel()
-            if not self.stale.is_set():
-                await self.coalescer.flush()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.superseded in done:
+            self.superseded.result()  # raises TurnSuperseded
+        error = converse.exception() if converse in done else None
+        if isinstance(error, TurnSuperseded):
+            raise error
+        try:
+            await self.coalescer.flush()  # what was said before the end goes out before it
+        finally:
             await self.coalescer.aclose()
-        if self.stale.is_set():
-            log.info("turn %s attempt %s: superseded, stopping", self.ctx.turn_id, self.ctx.attempt)
-            return "stale"
-        return await self._finish(status, error)
-
-    async def _finish(self, status: TurnStatus, error: str | None) -> str:
-        st = self.state
-        owned = await asyncio.to_thread(
-            turn_state.finish,
-            self.ctx.turn_id,
-            self.ctx.attempt,
-            self.ctx.reply_id,
-            st.text,
-            st.tool_calls,
-            status,
-            self.pub.seq + 1,
-            error,
-        )
-        if not owned:
-            return "stale"
-        chunk = (
-            error_chunk(error or "The reply failed.")
-            if status == TurnStatus.failed
-            else Chunk(type="response_done", status=status.value)
-        )
-        try:
-            await self.pub.publish(chunk)
-        except SeqConflict:
-            return "stale"
-        return status.value
-
-    async def _publish(self, chunk: Chunk) -> None:
-        try:
-            await self.pub.publish(chunk)
-        except SeqConflict:
-            self.stale.set()
+        text = ReplyText(self.job.reply_id, self.reply.text, list(self.reply.tool_calls))
+        if converse in done:
+            if error is not None:
+                return ending.failed(text, describe_error(error, self.job.turn_id))
+            if self.stop_reason == StopReason.refusal:
+                return ending.refused(text, REFUSED)
+            if self.stop_reason == CONTEXT_EXCEEDED:
+                MODEL_ERRORS.labels("context_too_long").inc()
+                return ending.failed(text, CONTEXT_TOO_LONG)
+            return ending.completed(await self._finished(text))
+        if stopped in done:
+            return HandBack() if self.ctx.handing_back else ending.stopped(text)
+        return ending.failed(text, TOO_LONG)
 
     async def _converse(self) -> None:
-        s = self.rt.settings
-        messages = list(self.ctx.messages)
-        for round_no in range(s.max_tool_rounds + 1):
-            last_round = round_no == s.max_tool_rounds
-            extra: dict[str, Any] = {"tool_choice": {"type": "none"}} if last_round else {}
-            async with self.rt.anthropic.messages.stream(
-                model=s.model,
-                max_tokens=s.max_tokens,
-                system=self.ctx.system,
-                messages=cast(Any, messages),
-                tools=cast(Any, TOOL_SCHEMAS),
-                **extra,
-            ) as stream:
+        """The model rounds of the turn; `self.stop_reason` says how the reply ended."""
+        dialogue = Dialogue(self.ctx.settings, self.job.messages)
+        for round_no in itertools.count(1):
+            rnd = Round(continues=dialogue.continues)
+            params = request_params(
+                self.ctx.settings,
+                self.setup.system,
+                dialogue.messages,
+                self.tools,
+                last_round=dialogue.last_round,
+            )
+            try:
+                stream = await self.ctx.anthropic.messages.create(**params, stream=True)
+            except anthropic.BadRequestError as exc:
+                if not prompt_too_long(exc):
+                    raise
+                log.info("turn %s: prompt too long; %s", self.job.turn_id, exc.message)
+                step = dialogue.refused_as_too_long()
+                if step.kind == "end":
+                    self.stop_reason = step.stop_reason
+                    return
+                continue
+            async with stream:
                 async for event in stream:
-                    await self._on_event(event)
-                final = await stream.get_final_message()
-            tool_uses = [b for b in final.content if b.type == "tool_use"]
-            if final.stop_reason != "tool_use" or not tool_uses or last_round:
+                    if event.type == "message_start":
+                        self._log_usage(round_no, event.message.usage)
+                    for out in fold(self.reply, rnd, event):
+                        self._dirty = True
+                        if isinstance(out, TextOut):
+                            await self.coalescer.add(out.text)
+                        else:
+                            await self.coalescer.flush()
+                            await self._publish(
+                                Chunk(type="tool_call", tool=out.tool, input=out.input)
+                            )
+            step = dialogue.after(rnd)
+            if step.kind == "tools":
+                dialogue.add_tool_results([await self._tool(b) for b in step.tool_uses])
+            elif step.kind == "end":
+                self.stop_reason = step.stop_reason
+                if step.stop_reason == StopReason.max_tool_rounds:
+                    await self._say(STOPPED_LOOKING.format(n=self.ctx.settings.max_tool_rounds))
                 return
-            messages.append({"role": "assistant", "content": [_param(b) for b in final.content]})
-            messages.append({"role": "user", "content": [await self._tool(b) for b in tool_uses]})
 
-    async def _on_event(self, event: Any) -> None:
-        if event.type == "content_block_start" and event.content_block.type == "text":
-            if self.state.text and not self.state.text.endswith("\n"):
-                await self._add_text("\n\n")
-        elif event.type == "text":
-            await self._add_text(event.text)
-        elif event.type == "content_block_stop" and event.content_block.type == "tool_use":
-            await self.coalescer.flush()
-            block = event.content_block
-            tool_input = block.input if isinstance(block.input, dict) else {}
-            self.state.tool_calls.append({"tool": block.name, "input": tool_input})
-            self.state.dirty = True
-            await self._publish(Chunk(type="tool_call", tool=block.name, input=tool_input))
+    def _log_usage(self, round_no: int, usage: Any) -> None:
+        """Prompt-cache reads and writes of each round (summing usage is not done here)."""
+        log.info(
+            "turn %s round %s: input %s, cache read %s, cache write %s",
+            self.job.turn_id,
+            round_no,
+            usage.input_tokens,
+            usage.cache_read_input_tokens or 0,
+            usage.cache_creation_input_tokens or 0,
+        )
 
-    async def _add_text(self, text: str) -> None:
-        self.state.text += text
-        self.state.dirty = True
+    async def _say(self, text: str) -> None:
+        """Text of our own, added to the reply like the model's."""
+        self.reply.text += text
+        self._dirty = True
         await self.coalescer.add(text)
+
+    async def _finished(self, text: ReplyText) -> ReplyText:
+        """The completed reply with its stop reason and its checked file references."""
+        try:
+            refs = await asyncio.to_thread(
+                check_references, self.job.root, text.content, self.limits
+            )
+        except Exception:
+            # Checking references is a courtesy: it must never cost the reply.
+            log.warning("turn %s: references not checked", self.job.turn_id, exc_info=True)
+            refs = []
+        return ReplyText(text.message_id, text.content, text.tool_calls, refs, self.stop_reason)
 
     async def _emit_text(self, text: str) -> None:
         await self._publish(Chunk(type="text", content=text))
 
-    async def _tool(self, block: Any) -> dict[str, Any]:
+    async def _publish(self, chunk: Chunk) -> None:
+        await self.publisher.publish(chunk)
+        if self._first_chunk:
+            self._first_chunk = False
+            FIRST_CHUNK.observe(time.monotonic() - self._claimed_at)
+
+    async def _tool(self, block: dict[str, Any]) -> dict[str, Any]:
+        # The model names the tool: an unknown name must not become a new metric label.
+        tool = block["name"] if block["name"] in TOOL_NAMES else "unknown"
         try:
-            output = await asyncio.to_thread(
-                run_tool, self.ctx.root, block.name, block.input, self.limits
-            )
+            if block["name"] in BACKLOG_TOOL_NAMES and self.setup.toolset.backlog is not None:
+                output = await asyncio.to_thread(
+                    run_backlog_tool,
+                    self.job.root,
+                    block["name"],
+                    block["input"],
+                    writes=self.setup.toolset.backlog == "write",
+                    limits=self.limits,
+                )
+            else:
+                output = await asyncio.to_thread(
+                    run_tool, self.job.root, block["name"], block["input"], self.limits
+                )
             is_error = False
         except ToolError as exc:
             output, is_error = f"Error: {exc}", True
+        except Exception:
+            TOOL_CALLS.labels(tool, "crashed").inc()
+            raise
+        TOOL_CALLS.labels(tool, "error" if is_error else "ok").inc()
         return {
             "type": "tool_result",
-            "tool_use_id": block.id,
+            "tool_use_id": block["id"],
             "content": output,
             "is_error": is_error,
         }
 
-    async def _persist_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(PERSIST_INTERVAL_S)
-            if not self.state.dirty:
-                continue
-            self.state.dirty = False
-            st = self.state
-            try:
-                owned = await asyncio.to_thread(
-                    turn_state.save_progress,
-                    self.ctx.turn_id,
-                    self.ctx.attempt,
-                    self.ctx.reply_id,
-                    st.text,
-                    list(st.tool_calls),
-                    self.pub.sent_seq,
-                )
-            except Exception:
-                # A passing database hiccup must not end a healthy turn: try again next time.
-                log.warning("turn %s: progress not saved", self.ctx.turn_id, exc_info=True)
-                self.state.dirty = True
-                continue
-            if not owned:
-                self.stale.set()
-                return
+    def take_progress(self) -> tuple[ReplyText, int] | None:
+        if not self._dirty:
+            return None
+        self._dirty = False
+        text = ReplyText(self.job.reply_id, self.reply.text, list(self.reply.tool_calls))
+        return text, self.publisher.sent_seq
 
-
-def _param(block: Any) -> dict[str, Any]:
-    """An assistant content block of a response, as a request parameter."""
-    if block.type == "text":
-        return {"type": "text", "text": block.text}
-    if block.type == "tool_use":
-        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
-    return dict(block.model_dump(exclude_none=True))
-
-
-def describe_error(exc: BaseException, turn_id: int) -> str:
-    """A clear, safe message for a failed turn (the details go to the log, not the client)."""
-    if isinstance(exc, anthropic.RateLimitError):
-        return "The model is rate-limited right now (429). Please try again in a moment."
-    if isinstance(exc, anthropic.APIStatusError) and exc.status_code == 529:
-        return "The model is overloaded right now (529). Please try again in a moment."
-    if isinstance(exc, anthropic.AuthenticationError):
-        return "The model service rejected the API key (401). Check ANTHROPIC_API_KEY."
-    if isinstance(exc, anthropic.BadRequestError):
-        return f"The model service refused the request (400): {exc.message}"
-    if isinstance(exc, anthropic.APIStatusError):
-        if exc.status_code >= 500:
-            return f"The model service failed ({exc.status_code}). Please try again."
-        return f"The model service returned an error ({exc.status_code})."
-    if isinstance(exc, anthropic.APITimeoutError):
-        return "The model did not respond in time. Please try again."
-    if isinstance(exc, anthropic.APIConnectionError):
-        return "Could not reach the model service. Please try again."
-    # Errors while reading an open stream reach us as the HTTP client's own exceptions.
-    if isinstance(exc, httpx2.TimeoutException):
-        return "The model did not respond in time. Please try again."
-    if isinstance(exc, httpx2.TransportError):
-        return "The connection to the model service was lost. Please try again."
-    if isinstance(exc, anthropic.APIError):
-        # e.g. an error event in the middle of the stream (overloaded mid-reply).
-        return f"The model stream failed: {exc.message}"
-    log.error("turn %s failed", turn_id, exc_info=exc)
-    return "The reply failed because of an internal error."
+    def progress_not_saved(self) -> None:
+        self._dirty = True

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentUser, RedisDep, SessionDep, SettingsDep
+from api.deps import CurrentUser, ReadSessionDep, RedisDep, SessionDep, SettingsDep
 from api.schemas import (
     ConversationDetail,
     ConversationMessage,
@@ -20,7 +20,7 @@ from api.schemas import (
 from api.turns import cancel_turn
 from shared import conversations as convs
 from shared import projects
-from shared.db import session_scope
+from shared.db import read_scope
 from shared.errors import Conflict
 from shared.models import Conversation, Turn
 
@@ -45,7 +45,7 @@ def _summary(conv: Conversation, count: int) -> ConversationSummary:
 
 @router.get("/{project_name}", response_model=list[ConversationSummary])
 def list_conversations(
-    project_name: str, session: SessionDep, user: CurrentUser
+    project_name: str, session: ReadSessionDep, user: CurrentUser
 ) -> list[ConversationSummary]:
     """List your conversations about a project, most recently active first."""
     projects.get_project(session, project_name)
@@ -70,7 +70,7 @@ def create_conversation(
 
 @router.get("/{project_name}/{conversation_id}", response_model=ConversationDetail)
 def get_conversation(
-    project_name: str, conversation_id: ConversationId, session: SessionDep, user: CurrentUser
+    project_name: str, conversation_id: ConversationId, session: ReadSessionDep, user: CurrentUser
 ) -> ConversationDetail:
     """A conversation with all its messages (replies still streaming show their text so far)."""
     projects.get_project(session, project_name)
@@ -92,6 +92,8 @@ def get_conversation(
                 status=m.status,
                 tool_calls=m.tool_calls or [],
                 turn_id=m.turn_id,
+                references=m.references,
+                stop_reason=m.stop_reason,
             )
             for m in convs.messages_of(session, conversation_id)
         ],
@@ -117,9 +119,8 @@ def delete_conversation(
 
 
 def _owned(project_name: str, conversation_id: int, user_id: int) -> None:
-    # Its own short transaction: cancel_turn writes in sessions of its own, and on SQLite an
-    # open request session would hold the write lock against them.
-    with session_scope() as session:
+    # Its own short read: cancel_turn writes in sessions of its own.
+    with read_scope() as session:
         projects.get_project(session, project_name)
         convs.get_conversation(session, conversation_id, project_name, user_id)
 
@@ -131,11 +132,12 @@ async def cancel(
     user: CurrentUser,
     redis: RedisDep,
     settings: SettingsDep,
+    request: Request,
 ) -> TurnPublic:
     """Stop the reply being generated in a conversation (it is kept, marked cancelled)."""
     assert user.id is not None
     await run_in_threadpool(_owned, project_name, conversation_id, user.id)
-    turn: Turn = await cancel_turn(redis, settings, conversation_id)
+    turn: Turn = await cancel_turn(redis, settings, request.app.state.db, conversation_id)
     assert turn.id is not None
     return TurnPublic(
         id=turn.id,

@@ -1,11 +1,13 @@
-"""Live assistant sessions (open WebSockets) of the caller, at autocoder's paths."""
+"""The caller's assistant sessions at autocoder's paths: their open WebSockets per project
+(api.chat.registry), and the conversation a reconnect without `start` would continue."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from api.chat.last_conversation import forget
+from api.chat.registry import ConnectionRegistry
 from api.deps import CurrentUser
-from api.live_sessions import SessionRegistry
 from api.schemas import SessionInfo, Success
 from shared.errors import NotFound
 from shared.projects import validate_name
@@ -14,8 +16,8 @@ router = APIRouter(prefix="/api/assistant/sessions", tags=["assistant-chat"])
 NO_SESSION = "No active session for this project"
 
 
-def _registry(request: Request) -> SessionRegistry:
-    registry: SessionRegistry = request.app.state.sessions
+def _registry(request: Request) -> ConnectionRegistry:
+    registry: ConnectionRegistry = request.app.state.registry
     return registry
 
 
@@ -41,11 +43,16 @@ async def get_session(project_name: str, request: Request, user: CurrentUser) ->
 
 @router.delete("/{project_name}", response_model=Success)
 async def close_session(project_name: str, request: Request, user: CurrentUser) -> Success:
-    """Close your open sessions in a project (running replies go on and are saved)."""
+    """Close your sessions in a project (running replies go on and are saved)."""
     validate_name(project_name)
     assert user.id is not None
     registry = _registry(request)
-    if not any(s.project_name == project_name for s in await registry.list(user.id)):
+    live = any(s.project_name == project_name for s in await registry.list(user.id))
+    # The session outlives a disconnect (a reconnect without `start` continues it): closing it
+    # also forgets its conversation, as closing the original's session did.
+    remembered = await forget(request.app.state.redis, user.id, project_name)
+    if not live and not remembered:
         raise NotFound(NO_SESSION)
-    await registry.close(user.id, project_name)
+    if live:
+        await registry.close(user.id, project_name)
     return Success(message="Session closed")

@@ -20,28 +20,56 @@ Behaviour is deterministic and driven by directives in the last user message tha
                             seconds, default 60), then reply ``barrier reached: N concurrent``
                             (or ``barrier timed out: K concurrent``) ahead of any other text
 - ``[[echo]]``              reply ``echo: {"messages":n,"roles":[..],"system":"..","tools":[..]}``
+- ``[[context:C]]``         refuse (400 "prompt is too long") a request whose messages are over
+                            C characters of JSON, as the API refuses one over the context window
+- ``[[say:TEXT]]``          include TEXT verbatim in the final text (after the tool summary)
+- ``[[say64:BASE64]]``      the same for text given in base64 (any markup, "]]" included)
+- ``[[stop:REASON]]``       end the final response with that stop reason (scenarios.py):
+                            ``max_tokens[:K]`` the text in K+1 pieces, each continuation
+                            request (the worker's CONTINUE_PROMPT) getting the next one;
+                            ``refusal`` half the text, then `refusal`; ``pause_turn[:K]`` K
+                            paused responses before the answer (the paused content is sent
+                            back); ``model_context_window_exceeded[:C]`` half the text while the
+                            request's messages are over C characters of JSON, then the rest
+- ``[[web_search:QUERY]]``, ``[[web_fetch:URL]]``  when the request offers that server tool,
+                            a ``server_tool_use`` block and its result block, then the answer
+- ``tool_choice: none`` is honoured: no more tool calls, the answer comes at once
+- a request ending with an assistant message is refused (400), as the newest models refuse
+  prefill, except the continuation of a paused turn
 
-Content directives (text, tool, echo, barrier) combine in the final text in the order barrier,
-echo, tool summary, words. Without any content directive the DEMO behaviour runs: read a path
-mentioned in the text (or list the files), then summarise the tool result.
+Usage in ``message_start`` simulates prompt caching (cache.py): the prefix up to each
+``cache_control`` breakpoint is cached, and a later request whose prefix matches reports
+``cache_read_input_tokens`` (and ``cache_creation_input_tokens`` for what it wrote).
+
+Content directives (text, tool, echo, barrier, say, stop, web) combine in the final text in the
+order web results, barrier, echo, tool summary, say, words. Without any content directive the
+DEMO behaviour runs: read a path mentioned in the text (or list the files), then summarise the
+tool result; where the request offers autocoder's backlog tools, "what should be built next?"
+and "add a feature for X" use them (backlog_demo.py).
 
 Besides ``POST /v1/messages``: ``GET /_requests`` (the last 1000 request bodies with a subset of
-their headers, keys redacted), ``DELETE /_requests`` (clear them) and ``GET /_stats`` (counters:
-total_requests, statuses, streams_open/_max/_total, in_flight_* for non-streaming, barrier_open).
+their headers, keys redacted, and the ``usage`` reported to each one answered), ``DELETE
+/_requests`` (clear them) and ``GET /_stats`` (counters: total_requests, statuses,
+streams_open/_max/_total, in_flight_* for non-streaming, barrier_open).
 Retryable errors carry ``retry-after-ms: 1``: the SDK ignores a retry-after of 0 (it then backs
 off 0.5 s, 1 s, ...), so this is what makes its retries immediate.
 """
 
+from shared.demo_model.blocks import (
+    Block,
+    InvalidRequest,
+    ReplyPlan,
+    ServerCall,
+    ServerResult,
+    TextPart,
+    ToolCall,
+)
+from shared.demo_model.cache import PromptCache, prompt_units
 from shared.demo_model.planning import (
     DEMO_DELAY_S,
     DEMO_HEAD,
     DEMO_HINT,
-    Block,
     Directives,
-    InvalidRequest,
-    ReplyPlan,
-    TextPart,
-    ToolCall,
     Turn,
     current_turn,
     find_path,
@@ -72,7 +100,10 @@ __all__ = [
     "DemoModelServer",
     "Directives",
     "InvalidRequest",
+    "PromptCache",
     "ReplyPlan",
+    "ServerCall",
+    "ServerResult",
     "TextPart",
     "ToolCall",
     "Turn",
@@ -83,6 +114,7 @@ __all__ = [
     "main",
     "parse_directives",
     "plan_reply",
+    "prompt_units",
     "text_chunks",
     "validate_request",
     "with_prefix_text",

@@ -25,16 +25,17 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from shared.demo_model.planning import (
+from shared.demo_model.blocks import (
     Block,
     InvalidRequest,
     ReplyPlan,
+    ServerCall,
+    ServerResult,
     TextPart,
-    json_chunks,
-    plan_reply,
-    text_chunks,
-    with_prefix_text,
+    ToolCall,
 )
+from shared.demo_model.cache import PromptCache
+from shared.demo_model.planning import json_chunks, plan_reply, text_chunks, with_prefix_text
 
 MIDSTREAM = "Overloaded (demo model [[error-midstream]])"
 ERROR_TYPES = {
@@ -67,6 +68,7 @@ class _State:
         self.statuses: Counter[str] = Counter()
         self.barrier_open = 0
         self._waiters: list[_Waiter] = []
+        self.cache = PromptCache()
 
     def opened(self, kind: str, barrier: bool) -> None:
         self.stats[f"{kind}_open"] += 1
@@ -109,20 +111,33 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"type": "error", "error": error}, status, headers=headers)
 
 
-def _usage(body: Mapping[str, Any], blocks: tuple[Block, ...]) -> tuple[int, int]:
-    prompt = json.dumps([body.get("system"), body["messages"], body.get("tools")])
-    out = sum(
-        len(b.text.split()) if isinstance(b, TextPart) else len(json.dumps(b.input)) // 4
-        for b in blocks
-    )
-    return max(1, len(prompt) // 4), max(1, out)
+def _output_tokens(blocks: tuple[Block, ...]) -> int:
+    out = 0
+    for b in blocks:
+        if isinstance(b, TextPart):
+            out += len(b.text.split())
+        elif isinstance(b, ToolCall | ServerCall):
+            out += len(json.dumps(b.input)) // 4
+    return max(1, out)
+
+
+def _server_tool_use(blocks: tuple[Block, ...]) -> dict[str, int] | None:
+    calls = [b.name for b in blocks if isinstance(b, ServerCall)]
+    if not calls:
+        return None
+    return {
+        "web_search_requests": calls.count("web_search"),
+        "web_fetch_requests": calls.count("web_fetch"),
+    }
 
 
 def _block_json(block: Block, empty: bool = False) -> dict[str, Any]:
     if isinstance(block, TextPart):
         return {"type": "text", "text": "" if empty else block.text}
+    if isinstance(block, ServerResult):
+        return dict(block.data)
     return {
-        "type": "tool_use",
+        "type": "server_tool_use" if isinstance(block, ServerCall) else "tool_use",
         "id": block.id,
         "name": block.name,
         "input": {} if empty else block.input,
@@ -130,9 +145,15 @@ def _block_json(block: Block, empty: bool = False) -> dict[str, Any]:
 
 
 def _message(
-    msg_id: str, body: Mapping[str, Any], blocks: tuple[Block, ...], stop_reason: str | None
+    msg_id: str,
+    body: Mapping[str, Any],
+    blocks: tuple[Block, ...],
+    stop_reason: str | None,
+    usage: Mapping[str, Any],
 ) -> dict[str, Any]:
-    tokens_in, tokens_out = _usage(body, blocks)
+    full_usage = {**usage, "output_tokens": _output_tokens(blocks) if stop_reason else 1}
+    if stop_reason and (server := _server_tool_use(blocks)) is not None:
+        full_usage["server_tool_use"] = server
     return {
         "id": msg_id,
         "type": "message",
@@ -141,12 +162,7 @@ def _message(
         "content": [_block_json(b) for b in blocks] if stop_reason else [],
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": {
-            "input_tokens": tokens_in,
-            "output_tokens": tokens_out if stop_reason else 1,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        },
+        "usage": full_usage,
     }
 
 
@@ -165,14 +181,16 @@ async def _hold(state: _State, plan: ReplyPlan) -> tuple[Block, ...]:
 def _deltas(block: Block) -> list[dict[str, Any]]:
     if isinstance(block, TextPart):
         return [{"type": "text_delta", "text": t} for t in text_chunks(block.text)]
+    if isinstance(block, ServerResult):
+        return []  # result blocks arrive whole in content_block_start
     fragments = ["", *json_chunks(block.input)]  # the real API starts with an empty one too
     return [{"type": "input_json_delta", "partial_json": p} for p in fragments]
 
 
 async def _sse_events(
-    state: _State, plan: ReplyPlan, body: Mapping[str, Any], msg_id: str
+    state: _State, plan: ReplyPlan, body: Mapping[str, Any], msg_id: str, usage: dict[str, Any]
 ) -> AsyncGenerator[bytes, None]:
-    yield _sse("message_start", message=_message(msg_id, body, plan.blocks, None))
+    yield _sse("message_start", message=_message(msg_id, body, plan.blocks, None, usage))
     blocks, sent = await _hold(state, plan), 0
     for index, block in enumerate(blocks):
         yield _sse("content_block_start", index=index, content_block=_block_json(block, True))
@@ -189,17 +207,28 @@ async def _sse_events(
             if sent == 1 and plan.stall_s:
                 await asyncio.sleep(plan.stall_s)
         yield _sse("content_block_stop", index=index)
-    usage = {"output_tokens": _usage(body, blocks)[1]}
-    delta = {"stop_reason": plan.stop_reason, "stop_sequence": None}
-    yield _sse("message_delta", delta=delta, usage=usage)
+    ending: dict[str, Any] = {"stop_reason": plan.stop_reason, "stop_sequence": None}
+    if plan.stop_details is not None:
+        ending["stop_details"] = plan.stop_details
+    end_usage: dict[str, Any] = {"output_tokens": _output_tokens(blocks)}
+    if (server := _server_tool_use(blocks)) is not None:
+        end_usage["server_tool_use"] = server
+    yield _sse("message_delta", delta=ending, usage=end_usage)
     yield _sse("message_stop")
 
 
 class _TrackedStream(StreamingResponse):
     """An SSE response whose bookkeeping ends however the stream ends (done or disconnect)."""
 
-    def __init__(self, state: _State, plan: ReplyPlan, body: Mapping[str, Any], msg_id: str):
-        self.events = _sse_events(state, plan, body, msg_id)
+    def __init__(
+        self,
+        state: _State,
+        plan: ReplyPlan,
+        body: Mapping[str, Any],
+        msg_id: str,
+        usage: dict[str, Any],
+    ):
+        self.events = _sse_events(state, plan, body, msg_id, usage)
         self.state, self.barrier = state, plan.barrier is not None
         headers = {"cache-control": "no-cache", "request-id": f"req_{msg_id}"}
         super().__init__(self.events, media_type="text/event-stream", headers=headers)
@@ -226,22 +255,26 @@ async def _messages(request: Request) -> Response:
         if secret in request.headers:
             scheme, _, key = request.headers[secret].rpartition(" ")
             headers[secret] = f"{scheme} {key[:4]}***".lstrip()
-    state.requests.append({"seq": state.stats["total_requests"], "headers": headers, "body": body})
-    response = await _answer(state, body, headers.get("x-stainless-retry-count", "0"))
+    entry = {"seq": state.stats["total_requests"], "headers": headers, "body": body}
+    state.requests.append(entry)
+    response = await _answer(state, body, headers.get("x-stainless-retry-count", "0"), entry)
     state.statuses[str(response.status_code)] += 1
     return response
 
 
-async def _answer(state: _State, body: Any, retry_count: str) -> Response:
+async def _answer(state: _State, body: Any, retry_count: str, entry: dict[str, Any]) -> Response:
     try:
         plan = plan_reply(body, int(retry_count) if retry_count.isdigit() else 0)
+        if plan.error_status is not None:
+            return _error(plan.error_status, f"demo model: simulated HTTP {plan.error_status}")
+        # Only a request that is answered reads and writes the prompt cache.
+        usage = state.cache.account(body)
     except InvalidRequest as exc:
         return _error(400, str(exc))
-    if plan.error_status is not None:
-        return _error(plan.error_status, f"demo model: simulated HTTP {plan.error_status}")
+    entry["usage"] = usage  # what message_start reports, for tests and benchmarks
     msg_id = f"msg_demo{state.stats['total_requests']:08d}"
     if body.get("stream"):
-        return _TrackedStream(state, plan, body, msg_id)
+        return _TrackedStream(state, plan, body, msg_id, usage)
     state.opened("in_flight", plan.barrier is not None)
     try:
         blocks = await _hold(state, plan)
@@ -251,7 +284,8 @@ async def _answer(state: _State, body: Any, retry_count: str) -> Response:
     if plan.error_midstream:
         return _error(529, MIDSTREAM)
     return JSONResponse(
-        _message(msg_id, body, blocks, plan.stop_reason), headers={"request-id": f"req_{msg_id}"}
+        _message(msg_id, body, blocks, plan.stop_reason, usage),
+        headers={"request-id": f"req_{msg_id}"},
     )
 
 

@@ -11,7 +11,7 @@ from shared.conversations import messages_of
 from shared.db import session_scope
 from shared.demo_model import DemoModelServer
 from shared.models import Turn
-from shared.protocol import GREETING
+from shared.protocol import greeting
 from tests.support.client import WsClient, text_of, turn_frames
 from tests.support.data import make_account, make_project
 from tests.support.processes import Stack
@@ -26,10 +26,10 @@ def test_new_conversation_gets_greeting_and_answer_with_tool_call(
         ws.send(type="start", conversation_id=None)
         created = ws.recv()
         assert created["type"] == "conversation_created"
-        greeting = ws.recv_until(lambda m: m["type"] == "response_done")
-        assert text_of(greeting) == GREETING
+        greeted = ws.recv_until(lambda m: m["type"] == "response_done")
+        assert text_of(greeted) == greeting(project)
 
-        frames = ws.ask('Show me [[tool:read_file {"path": "src/app.py"}]] please')
+        frames = ws.ask('Show me [[tool:Read {"file_path": "src/app.py"}]] please')
 
     turn = turn_frames(frames)
     assert [f["seq"] for f in turn] == list(range(1, len(turn) + 1))
@@ -38,8 +38,8 @@ def test_new_conversation_gets_greeting_and_answer_with_tool_call(
     assert calls == [
         {
             "type": "tool_call",
-            "tool": "read_file",
-            "input": {"path": "src/app.py"},
+            "tool": "Read",
+            "input": {"file_path": "src/app.py"},
             "turn_id": turn[0]["turn_id"],
             "seq": calls[0]["seq"],
         }
@@ -63,9 +63,9 @@ def test_new_conversation_gets_greeting_and_answer_with_tool_call(
         assert stored is not None and stored.status == "complete"
         msgs = messages_of(session, created["conversation_id"])
         assert [m.role for m in msgs] == ["assistant", "user", "assistant"]
-        assert msgs[0].content == GREETING
+        assert msgs[0].content == greeting(project)
         assert msgs[2].content == answer
-        assert msgs[2].tool_calls == [{"tool": "read_file", "input": {"path": "src/app.py"}}]
+        assert msgs[2].tool_calls == [{"tool": "Read", "input": {"file_path": "src/app.py"}}]
 
 
 def test_conversation_lists_and_resumes_with_history(stack: Stack, project_dir: Path) -> None:
@@ -86,8 +86,8 @@ def test_conversation_lists_and_resumes_with_history(stack: Stack, project_dir: 
 
     with WsClient(url, acct.token) as ws:
         ws.send(type="start", conversation_id=conv_id)
-        frames = ws.recv_until(lambda m: m["type"] == "conversation_created")
-        assert all(f["type"] != "text" for f in frames)  # no greeting on resume
+        # No greeting on resume: `response_done` alone, as the original answered.
+        assert ws.recv() == {"type": "response_done", "status": "complete"}
         echoed = ws.ask("And the second question? [[echo]]")
     summary = json.loads(text_of(echoed).split("echo: ", 1)[1].split("\n")[0])
     # Real alternating history: first question, its answer, then the new question.

@@ -95,7 +95,7 @@ def test_websocket_frame_fuzz_never_breaks_the_server(stack: Stack, project_dir:
         "\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
     ]
     for _ in range(150):
-        msg = {"type": rng.choice(types)}
+        msg: dict[str, object] = {"type": rng.choice(types)}
         for name in rng.sample(fields, rng.randint(0, 3)):
             msg[name] = rng.choice(values)
         frames.append(json.dumps(msg))

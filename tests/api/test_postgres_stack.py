@@ -60,7 +60,7 @@ def test_chat_turn_with_tool_call_on_postgresql(
             stack = factory.stack()
             with WsClient(f"{stack.api.ws_url}/api/assistant/ws/pgproj", token) as ws:
                 conv_id = ws.start()
-                frames = ws.ask('[[tool:read_file {"path": "README.md"}]]')
+                frames = ws.ask('[[tool:Read {"file_path": "README.md"}]]')
         finally:
             factory.stop_all()
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.protocol import GREETING
+from shared.protocol import greeting
 from tests.support.client import TERMINAL, WsClient, text_of
 from tests.support.data import Account, make_account, make_project
 from tests.support.processes import Api, Stack, StackFactory
@@ -39,7 +39,7 @@ def next_error(ws: WsClient) -> str:
     """The content of the next frame, which must be an error without internals in it."""
     frame = ws.recv()
     assert frame["type"] == "error", frame
-    assert "Traceback" not in frame["content"] and "File \"" not in frame["content"]
+    assert "Traceback" not in frame["content"] and 'File "' not in frame["content"]
     return str(frame["content"])
 
 
@@ -91,9 +91,7 @@ def started(ws: WsClient) -> WsClient:
 
 class TestRefusedConnections:
     @pytest.mark.parametrize("name", ["bad.name%21", "a" * 51, "has%20space"])
-    def test_invalid_project_name_closes_4000(
-        self, stack: Stack, acct: Account, name: str
-    ) -> None:
+    def test_invalid_project_name_closes_4000(self, stack: Stack, acct: Account, name: str) -> None:
         with WsClient(ws_url(stack.api, name), acct.token) as ws:
             assert_refused(ws, 4000, "invalid project name")
 
@@ -119,9 +117,7 @@ class TestRefusedConnections:
         with WsClient(ws_url(stack.api, project), "pa_not-a-real-token") as ws:
             assert_refused(ws, 4001, "invalid or revoked token")
 
-    def test_unauthenticated_client_cannot_probe_which_projects_exist(
-        self, stack: Stack
-    ) -> None:
+    def test_unauthenticated_client_cannot_probe_which_projects_exist(self, stack: Stack) -> None:
         # Credentials are checked before the project: no token -> 4001, never 4004.
         with WsClient(ws_url(stack.api, "no-such-project-xyz")) as ws:
             assert_refused(ws, 4001, "missing credentials")
@@ -241,13 +237,15 @@ class TestMessagesNeedASession:
 
 
 class TestSession:
-    def test_new_conversation_is_greeted(self, ws: WsClient) -> None:
+    def test_new_conversation_is_greeted(self, ws: WsClient, project: str) -> None:
         ws.send(type="start")
         created = ws.recv()
         assert created["type"] == "conversation_created"
         assert isinstance(created["conversation_id"], int)
         frames = ws.recv_until(lambda m: m["type"] == "response_done")
-        assert text_of(frames) == GREETING
+        # As the original's greeting: the project's name in bold.
+        assert text_of(frames) == greeting(project)
+        assert text_of(frames).startswith(f"Hello! I'm your project assistant for **{project}**.")
         assert frames[-1] == {"type": "response_done", "status": "complete"}
 
     def test_ping_is_answered_while_a_reply_streams(self, started: WsClient) -> None:
@@ -318,7 +316,8 @@ class TestSession:
             first.ask("First question [[text:2]]")
         with WsClient(url, acct.token) as ws:
             ws.send(type="resume", conversation_id=conv_id)
-            assert ws.recv() == {"type": "conversation_created", "conversation_id": conv_id}
+            # Answered as a resuming `start`: `response_done` alone.
+            assert ws.recv() == {"type": "response_done", "status": "complete"}
             # No greeting: the next frame is the pong.
             assert_usable(ws)
             echoed = ws.ask("Second question [[echo]]")
@@ -412,9 +411,7 @@ class TestOrigins:
     def test_disallowed_origin_closes_4003(
         self, limited_api: Api, acct: Account, project: str
     ) -> None:
-        with WsClient(
-            ws_url(limited_api, project), acct.token, origin="http://evil.example"
-        ) as ws:
+        with WsClient(ws_url(limited_api, project), acct.token, origin="http://evil.example") as ws:
             assert_refused(ws, 4003, "origin not allowed")
 
     def test_disallowed_origin_is_refused_before_anything_else(self, limited_api: Api) -> None:

@@ -23,8 +23,8 @@ from api.schemas import (
 )
 from shared import conversations as convs
 from shared.db import session_scope
-from shared.models import Turn
-from shared.protocol import GREETING
+from shared.models import Message, Turn
+from shared.protocol import greeting
 from tests.support.client import WsClient, text_of
 from tests.support.data import Account, make_account, make_project
 from tests.support.processes import Stack
@@ -120,9 +120,8 @@ class TestConversationList:
         assert set(conv) == fields(ConversationSummary)
         assert conv["id"] == conv_id
         assert conv["project_name"] == project
-        # The first user message, newlines flattened, cut at 50 characters.
-        assert conv["title"] == first.replace("\n", " ")[:50]
-        assert len(conv["title"]) == 50
+        # The first user message, newlines flattened, cut at 50 characters then "...".
+        assert conv["title"] == first.replace("\n", " ")[:50] + "..."
         assert conv["message_count"] == 5  # greeting + two questions + two answers
         assert assert_iso(conv["updated_at"]) >= assert_iso(conv["created_at"])
 
@@ -141,9 +140,7 @@ class TestConversationList:
         assert [c["id"] for c in listing] == [older, newer]
         assert [c["message_count"] for c in listing] == [5, 3]
 
-    def test_empty_list_for_a_project_without_conversations(
-        self, rest: Rest, project: str
-    ) -> None:
+    def test_empty_list_for_a_project_without_conversations(self, rest: Rest, project: str) -> None:
         resp = rest.get(f"{CONVERSATIONS}/{project}")
         assert resp.status_code == 200 and resp.json() == []
 
@@ -177,13 +174,13 @@ class TestConversationDetail:
     ) -> None:
         with WsClient(ws_url(stack, project), acct.token) as ws:
             conv_id = ws.start()
-            frames = ws.ask('Read it [[tool:read_file {"path": "README.md"}]]')
+            frames = ws.ask('Read it [[tool:Read {"file_path": "README.md"}]]')
         resp = rest.get(f"{CONVERSATIONS}/{project}/{conv_id}")
         assert resp.status_code == 200
         detail = resp.json()
         assert set(detail) == fields(ConversationDetail)
         assert detail["id"] == conv_id and detail["project_name"] == project
-        assert detail["title"] == 'Read it [[tool:read_file {"path": "README.md"}]]'
+        assert detail["title"] == 'Read it [[tool:Read {"file_path": "README.md"}]]'
         assert detail["active_turn_id"] is None
         messages = detail["messages"]
         for m in messages:
@@ -192,13 +189,29 @@ class TestConversationDetail:
         assert [m["role"] for m in messages] == ["assistant", "user", "assistant"]
         ids = [m["id"] for m in messages]
         assert ids == sorted(ids) and len(set(ids)) == 3
-        greeting, question, answer = messages
-        assert greeting["content"] == GREETING
-        assert question["content"] == 'Read it [[tool:read_file {"path": "README.md"}]]'
+        greeted, question, answer = messages
+        assert greeted["content"] == greeting(project)
+        assert question["content"] == 'Read it [[tool:Read {"file_path": "README.md"}]]'
         assert answer["content"] == text_of(frames)
         assert answer["status"] == "complete"
         assert answer["turn_id"] == frames[-1]["turn_id"]
-        assert answer["tool_calls"] == [{"tool": "read_file", "input": {"path": "README.md"}}]
+        assert answer["tool_calls"] == [{"tool": "Read", "input": {"file_path": "README.md"}}]
+
+    def test_tool_calls_stored_under_the_old_names_are_returned_as_stored(
+        self, acct: Account, rest: Rest, project: str
+    ) -> None:
+        legacy = [
+            {"tool": "read_file", "input": {"path": "README.md", "start_line": 2}},
+            {"tool": "list_files", "input": {"pattern": "*"}},
+            {"tool": "search_files", "input": {"pattern": "TODO", "case_sensitive": False}},
+        ]
+        with session_scope() as session:
+            conv = convs.create_conversation(session, project, acct.user_id)
+            assert conv.id is not None
+            session.add(Message(conversation_id=conv.id, role="assistant", tool_calls=legacy))
+            conv_id = conv.id
+        (answer,) = rest.get(f"{CONVERSATIONS}/{project}/{conv_id}").json()["messages"]
+        assert answer["tool_calls"] == legacy
 
     def test_unknown_id_is_404(self, rest: Rest, project: str) -> None:
         resp = rest.get(f"{CONVERSATIONS}/{project}/{2**31 - 1}")
@@ -298,7 +311,10 @@ class TestCancel:
             assert resp.json()["id"] == turn_id
             done = ws.until_terminal(timeout=10)[-1]
         assert done == {
-            "type": "response_done", "status": "cancelled", "turn_id": turn_id, "seq": 1
+            "type": "response_done",
+            "status": "cancelled",
+            "turn_id": turn_id,
+            "seq": 1,
         }
         detail = rest.get(f"{CONVERSATIONS}/{project}/{conv_id}").json()
         assert detail["active_turn_id"] is None
@@ -551,7 +567,7 @@ def registered(admin_rest: Rest, tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 class TestProjects:
     def test_list_shows_registered_projects(
-        self, rest: Rest, project: str, project_dir: Path
+        self, rest: Rest, admin_rest: Rest, project: str, project_dir: Path
     ) -> None:
         resp = rest.get("/api/projects")
         assert resp.status_code == 200
@@ -559,16 +575,18 @@ class TestProjects:
         for p in listing:
             assert set(p) == fields(ProjectPublic)
         (mine,) = [p for p in listing if p["name"] == project]
-        assert mine["path"] == str(project_dir.resolve())
+        assert mine["path"] is None  # server paths: administrators only
+        (as_admin,) = [p for p in admin_rest.get("/api/projects").json() if p["name"] == project]
+        assert as_admin["path"] == str(project_dir.resolve())
         assert_iso(mine["created_at"])
         names = [p["name"] for p in listing]
         assert names == sorted(names)
 
     def test_admin_registers_a_directory(
-        self, rest: Rest, registered: tuple[str, Path]
+        self, admin_rest: Rest, registered: tuple[str, Path]
     ) -> None:
         name, root = registered
-        (listed,) = [p for p in rest.get("/api/projects").json() if p["name"] == name]
+        (listed,) = [p for p in admin_rest.get("/api/projects").json() if p["name"] == name]
         assert listed["path"] == str(root.resolve())
 
     def test_created_response_shape(self, admin_rest: Rest, tmp_path: Path) -> None:
@@ -587,7 +605,7 @@ class TestProjects:
         name, _ = registered
         with WsClient(ws_url(stack, name), admin.token) as ws:
             ws.start()
-            frames = ws.ask('[[tool:read_file {"path": "notes.txt"}]]')
+            frames = ws.ask('[[tool:Read {"file_path": "notes.txt"}]]')
         assert "notes.txt" in text_of(frames)
 
         resp = admin_rest.delete(f"/api/projects/{name}")
@@ -643,7 +661,10 @@ class TestProjects:
 # ---- health ---------------------------------------------------------------------------------
 
 
-def test_healthz_reports_database_and_redis(stack: Stack) -> None:
+def test_healthz_is_liveness_and_readyz_checks_the_dependencies(stack: Stack) -> None:
     resp = httpx.get(f"{stack.api.base_url}/healthz")
     assert resp.status_code == 200
-    assert resp.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert resp.json() == {"status": "ok"}
+    ready = httpx.get(f"{stack.api.base_url}/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {**ready.json(), "database": "ok", "redis": "ok", "missing": []}

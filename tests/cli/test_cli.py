@@ -39,8 +39,13 @@ class Cli:
 
     def __call__(self, *args: str) -> Result:
         proc = subprocess.run(
-            [str(ASSISTANT), *args], env=self.env, cwd=self.cwd, capture_output=True,
-            text=True, timeout=60, check=False,
+            [str(ASSISTANT), *args],
+            env=self.env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
@@ -69,8 +74,11 @@ def cli(tmp_path: Path) -> Cli:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANT_", "PYTEST"))}
     env.update(
-        ASSISTANT_DATABASE_URL=url, ASSISTANT_DATA_DIR=str(tmp_path / "data"), NO_COLOR="1",
-        TERM="dumb", COLUMNS="200",
+        ASSISTANT_DATABASE_URL=url,
+        ASSISTANT_DATA_DIR=str(tmp_path / "data"),
+        NO_COLOR="1",
+        TERM="dumb",
+        COLUMNS="200",
     )
     return Cli(url, env, work)
 
@@ -228,3 +236,37 @@ def test_default_database_is_created_on_first_use(cli: Cli, tmp_path: Path) -> N
     assert "registered demo" in first_run.ok("projects", "add", "demo", str(project)).out
     assert first_run.ok("projects", "list").lines == [f"demo\t{project.resolve()}"]
     assert (tmp_path / "data" / "assistant.db").is_file()
+
+
+@pytest.mark.usefixtures("db")
+def test_projects_add_a_broad_directory_needs_force(cli: Cli) -> None:
+    assert_one_line_error(cli("projects", "add", "tmp", "/tmp"), "--force", "top-level")
+    assert cli.ok("projects", "list").out == ""
+    assert "registered tmp -> /tmp" in cli.ok("projects", "add", "tmp", "/tmp", "--force").out
+
+
+@pytest.mark.usefixtures("db")
+def test_projects_set_hardlinks(cli: Cli, project_dir: Path) -> None:
+    cli.ok("projects", "add", "demo", str(project_dir))
+    assert cli.ok("projects", "set", "demo", "--hardlinks", "on").out == "demo: hard links on\n"
+    allowed = f"demo\t{project_dir.resolve()}\thard links allowed"
+    assert cli.ok("projects", "list").lines == [allowed]
+    cli.ok("projects", "set", "demo", "--hardlinks", "off")
+    assert cli.ok("projects", "list").lines == [f"demo\t{project_dir.resolve()}"]
+    assert_one_line_error(cli("projects", "set", "nope", "--hardlinks", "on"), "not found")
+    assert cli("projects", "set", "demo", "--hardlinks", "maybe").code == 2  # usage error
+
+
+@pytest.mark.usefixtures("db")
+def test_projects_set_backlog_writes_and_web(cli: Cli, project_dir: Path) -> None:
+    cli.ok("projects", "add", "demo", str(project_dir))
+    root = project_dir.resolve()
+    out = cli.ok("projects", "set", "demo", "--backlog-writes", "on", "--web", "on").out
+    assert out == "demo: backlog writes on, web tools on\n"
+    assert cli.ok("projects", "list").lines == [f"demo\t{root}\tbacklog writes\tweb tools"]
+    cli.ok("projects", "set", "demo", "--web", "off")
+    assert cli.ok("projects", "list").lines == [f"demo\t{root}\tbacklog writes"]
+    cli.ok("projects", "set", "demo", "--backlog-writes", "off", "--hardlinks", "on")
+    assert cli.ok("projects", "list").lines == [f"demo\t{root}\thard links allowed"]
+    nothing = cli("projects", "set", "demo")
+    assert nothing.code == 2 and "nothing to change" in nothing.err

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from shared import auth, projects
+from shared.config import get_settings
 from shared.db import make_engine
 from shared.errors import (
     Conflict,
@@ -82,7 +83,7 @@ def test_only_the_sha256_of_the_token_is_stored(engine: Engine, tmp_path: Path) 
         row = s.exec(select(ApiToken)).one()
         assert row.token_hash == digest
         assert row.prefix == secret[:10]
-        stored = [str(v) for v in s.exec(text("SELECT * FROM api_tokens")).one()]
+        stored = [str(v) for v in s.connection().execute(text("SELECT * FROM api_tokens")).one()]
     assert digest in stored
     assert not any(secret in v for v in stored)
     assert not any(secret[10:20] in v for v in stored)
@@ -221,9 +222,18 @@ def test_a_symlink_to_a_forbidden_location_is_refused(
 def test_missing_paths_files_and_junk_are_refused(session: Session, tmp_path: Path) -> None:
     (tmp_path / "file.txt").write_text("x")
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
-    for raw in (str(tmp_path / "missing"), str(tmp_path / "file.txt"), "", "a\x00b",
-                str(tmp_path / "loop"), "~nosuchuser-7f3a/x", "~\x97\U000fbf54\x1d",
-                f"{tmp_path}/\ud800", "\udbaf", "/" + "a" * 5000):
+    for raw in (
+        str(tmp_path / "missing"),
+        str(tmp_path / "file.txt"),
+        "",
+        "a\x00b",
+        str(tmp_path / "loop"),
+        "~nosuchuser-7f3a/x",
+        "~\x97\U000fbf54\x1d",
+        f"{tmp_path}/\ud800",
+        "\udbaf",
+        "/" + "a" * 5000,
+    ):
         with pytest.raises(InvalidInput):
             projects.add_project(session, "p", raw)
     assert projects.list_projects(session) == []
@@ -282,3 +292,43 @@ def test_project_root_of_a_vanished_directory_is_not_found(session: Session, pro
     os.rmdir(proj)
     with pytest.raises(ProjectNotFound):
         projects.project_root(project)
+
+
+def test_broad_directories_need_force_and_say_why(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "srv" / "assistant-data"
+    data.mkdir(parents=True)
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(data))
+    get_settings.cache_clear()
+    try:
+        broad = {
+            "/tmp": "top-level directory",
+            str(projects.SERVICE_ROOT): "own checkout",
+            str(tmp_path / "srv"): "data directory",
+        }
+        for path, why in broad.items():
+            with pytest.raises(InvalidInput, match="--force") as info:
+                projects.add_project(session, "broad", path)
+            assert why in info.value.message
+        for i, path in enumerate(broad):
+            assert projects.add_project(session, f"forced{i}", path, force=True).path
+    finally:
+        get_settings.cache_clear()
+
+
+def test_force_does_not_open_system_or_home_secret_locations(
+    session: Session, fake_home: Path
+) -> None:
+    for path in ("/", "/etc", str(fake_home), str(fake_home / ".ssh"), str(fake_home.parent)):
+        with pytest.raises(InvalidInput):
+            projects.add_project(session, "nope", path, force=True)
+    assert projects.list_projects(session) == []
+
+
+def test_hard_links_are_allowed_per_project(session: Session, proj: Path) -> None:
+    project = projects.add_project(session, "app", str(proj))
+    assert project.allow_hardlinks is False
+    assert projects.set_hardlinks(session, "app", True).allow_hardlinks is True
+    with pytest.raises(ProjectNotFound):
+        projects.set_hardlinks(session, "other", True)

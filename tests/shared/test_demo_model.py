@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ TOOLS: list[Any] = [
         "description": f"the {name} tool",
         "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
     }
-    for name in ("read_file", "list_files", "search_files")
+    for name in ("Read", "Glob", "Grep")
 ]
 
 
@@ -97,11 +98,11 @@ def assistant(message: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- planning, pure
 def test_parse_directives_combines() -> None:
     d = parse_directives(
-        'go [[text:5]] [[slow:20]] [[tool:read_file {"path": "a]].md"}]] [[tool:list_files]] '
+        'go [[text:5]] [[slow:20]] [[tool:Read {"file_path": "a]].md"}]] [[tool:Glob]] '
         "[[error:529:2]] [[stall:1.5]] [[barrier:7:0.5]] [[echo]] [[error-midstream]]"
     )
     assert (d.words, d.slow_ms, d.stall_s, d.error, d.barrier) == (5, 20, 1.5, (529, 2), (7, 0.5))
-    assert d.tools == [("read_file", {"path": "a]].md"}), ("list_files", {})]
+    assert d.tools == [("Read", {"file_path": "a]].md"}), ("Glob", {})]
     assert d.echo
     assert d.error_midstream
     assert not parse_directives("plain question about README.md").has_content
@@ -109,7 +110,7 @@ def test_parse_directives_combines() -> None:
 
 def test_bad_tool_directive_is_invalid_request() -> None:
     with pytest.raises(InvalidRequest, match="tool directive"):
-        parse_directives("[[tool:read_file {not json}]]")
+        parse_directives("[[tool:Read {not json}]]")
 
 
 def test_text_chunks_are_one_or_two_words_and_join_back() -> None:
@@ -226,7 +227,7 @@ def test_slow_spaces_the_deltas(client: anthropic.Anthropic) -> None:
 
 # ----------------------------------------------------------------------------- tools
 def test_tool_use_round_trip(client: anthropic.Anthropic) -> None:
-    messages = user('Read it [[tool:read_file {"path": "README.md", "start_line": 2}]]')
+    messages = user('Read it [[tool:Read {"file_path": "README.md", "offset": 2}]]')
     with client.messages.stream(model=MODEL, max_tokens=100, messages=messages, tools=TOOLS) as s:
         input_json_events = [e for e in s if e.type == "input_json"]
         first = s.get_final_message()
@@ -234,22 +235,22 @@ def test_tool_use_round_trip(client: anthropic.Anthropic) -> None:
     assert len(input_json_events) >= 3
     tool_use = first.content[-1]
     assert tool_use.type == "tool_use"
-    assert tool_use.name == "read_file"
-    assert tool_use.input == {"path": "README.md", "start_line": 2}
+    assert tool_use.name == "Read"
+    assert tool_use.input == {"file_path": "README.md", "offset": 2}
 
-    messages += [assistant(first), tool_results(first, {"read_file": "# My Project\nmore"})]
+    messages += [assistant(first), tool_results(first, {"Read": "# My Project\nmore"})]
     final = client.messages.create(model=MODEL, max_tokens=100, messages=messages, tools=TOOLS)
     assert final.stop_reason == "end_turn"
     assert final.content[0].type == "text"
-    assert 'read_file README.md: "# My Project"' in final.content[0].text
+    assert 'Read README.md: "# My Project"' in final.content[0].text
 
 
 def test_three_step_tool_loop(client: anthropic.Anthropic) -> None:
     messages = user(
-        '[[tool:list_files {"pattern": "*.py"}]] [[tool:read_file {"path": "a.py"}]] '
-        '[[tool:search_files {"pattern": "TODO"}]]'
+        '[[tool:Glob {"pattern": "*.py"}]] [[tool:Read {"file_path": "a.py"}]] '
+        '[[tool:Grep {"pattern": "TODO"}]]'
     )
-    outputs = {"list_files": "a.py\nb.py", "read_file": "import os", "search_files": "a.py:3: TODO"}
+    outputs = {"Glob": "a.py\nb.py", "Read": "import os", "Grep": "a.py:3: TODO"}
     calls = []
     for _ in range(5):
         with client.messages.stream(
@@ -261,24 +262,24 @@ def test_three_step_tool_loop(client: anthropic.Anthropic) -> None:
         calls += [(b.name, b.input) for b in reply.content if b.type == "tool_use"]
         messages += [assistant(reply), tool_results(reply, outputs)]
     assert calls == [
-        ("list_files", {"pattern": "*.py"}),
-        ("read_file", {"path": "a.py"}),
-        ("search_files", {"pattern": "TODO"}),
+        ("Glob", {"pattern": "*.py"}),
+        ("Read", {"file_path": "a.py"}),
+        ("Grep", {"pattern": "TODO"}),
     ]
     assert reply.content[0].type == "text"
     text = reply.content[0].text
-    assert 'list_files *.py: "a.py"' in text
-    assert 'read_file a.py: "import os"' in text
-    assert 'search_files TODO: "a.py:3: TODO"' in text
+    assert 'Glob *.py: "a.py"' in text
+    assert 'Read a.py: "import os"' in text
+    assert 'Grep TODO: "a.py:3: TODO"' in text
 
 
 def test_tool_error_result_is_reported(client: anthropic.Anthropic) -> None:
-    messages = user('[[tool:read_file {"path": "nope.txt"}]]')
+    messages = user('[[tool:Read {"file_path": "nope.txt"}]]')
     first = client.messages.create(model=MODEL, max_tokens=50, messages=messages, tools=TOOLS)
-    messages += [assistant(first), tool_results(first, {"read_file": "No such file"}, True)]
+    messages += [assistant(first), tool_results(first, {"Read": "No such file"}, True)]
     final = client.messages.create(model=MODEL, max_tokens=50, messages=messages, tools=TOOLS)
     assert final.content[0].type == "text"
-    assert 'read_file nope.txt failed: "No such file"' in final.content[0].text
+    assert 'Read nope.txt failed: "No such file"' in final.content[0].text
 
 
 # ----------------------------------------------------------------------------- errors
@@ -411,7 +412,19 @@ def test_echo_reports_history(client: anthropic.Anthropic) -> None:
     assert summary["messages"] == 3
     assert summary["roles"] == ["user", "assistant", "user"]
     assert summary["system"] == ("You are helpful. " * 20)[:200]
-    assert summary["tools"] == ["read_file", "list_files", "search_files"]
+    assert summary["tools"] == ["Read", "Glob", "Grep"]
+
+
+def test_say64_replies_the_given_text_verbatim(client: anthropic.Anthropic) -> None:
+    said = "# Title\n\n- one\n- two\n\n<script>alert(1)</script> `x` ünï\n"
+    encoded = base64.urlsafe_b64encode(said.encode()).decode()
+    message = f"show this [[say64:{encoded}]]"
+    with client.messages.stream(model=MODEL, max_tokens=10, messages=user(message)) as s:
+        deltas = list(s.text_stream)
+    assert "".join(deltas) == said
+    assert len(deltas) > 3  # streamed in pieces, like any reply
+    with pytest.raises(InvalidRequest, match="base64"):
+        parse_directives("[[say64:abc]]")  # not padded: not base64
 
 
 def test_recorded_requests_contain_the_system_prompt(
@@ -431,7 +444,7 @@ def test_recorded_requests_contain_the_system_prompt(
 # ----------------------------------------------------------------------------- demo behaviour
 @pytest.mark.parametrize(
     "output",
-    [  # the format of shared/tools.py's read_file, and plain text
+    [  # the format of shared/tools Read result, and plain text
         "File: src/app.py (lines 1-4 of 4)\n1| import x\n2| def a():\n3|   b\n4| c",
         "import x\ndef a():\n  b\nc",
     ],
@@ -443,8 +456,8 @@ def test_demo_reads_a_mentioned_path(client: anthropic.Anthropic, output: str) -
         first = s.get_final_message()
     assert time.monotonic() - started >= 5 * DEMO_DELAY_S  # the demo streams at a visible pace
     calls = [(b.name, b.input) for b in first.content if b.type == "tool_use"]
-    assert calls == [("read_file", {"path": "src/app.py"})]
-    messages += [assistant(first), tool_results(first, {"read_file": output})]
+    assert calls == [("Read", {"file_path": "src/app.py"})]
+    messages += [assistant(first), tool_results(first, {"Read": output})]
     with client.messages.stream(model=MODEL, max_tokens=100, messages=messages, tools=TOOLS) as s:
         text = s.get_final_text()
     assert "offline demo model" in text.lower()
@@ -457,9 +470,9 @@ def test_demo_lists_files_without_a_path(client: anthropic.Anthropic) -> None:
     messages = user("hello, what is this project?")
     first = client.messages.create(model=MODEL, max_tokens=100, messages=messages, tools=TOOLS)
     calls = [(b.name, b.input) for b in first.content if b.type == "tool_use"]
-    assert calls == [("list_files", {"pattern": "*"})]
+    assert calls == [("Glob", {"pattern": "*"})]
     listing = "\n".join(f"file{i}.txt" for i in range(15))
-    messages += [assistant(first), tool_results(first, {"list_files": listing})]
+    messages += [assistant(first), tool_results(first, {"Glob": listing})]
     final = client.messages.create(model=MODEL, max_tokens=100, messages=messages, tools=TOOLS)
     assert final.content[0].type == "text"
     text = final.content[0].text
@@ -471,7 +484,7 @@ def test_demo_lists_files_without_a_path(client: anthropic.Anthropic) -> None:
 def test_demo_reports_a_tool_error_politely(client: anthropic.Anthropic) -> None:
     messages = user("show me missing.md")
     first = client.messages.create(model=MODEL, max_tokens=100, messages=messages, tools=TOOLS)
-    messages += [assistant(first), tool_results(first, {"read_file": "File not found"}, True)]
+    messages += [assistant(first), tool_results(first, {"Read": "File not found"}, True)]
     final = client.messages.create(model=MODEL, max_tokens=100, messages=messages, tools=TOOLS)
     assert final.content[0].type == "text"
     assert "reported an error: *File not found*" in final.content[0].text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ import pytest
 
 from shared.models import Message, MessageStatus
 from shared.prompt import README_EXCERPT_CHARS, history_messages, readme_excerpt, system_prompt
-from shared.protocol import GREETING
+from shared.protocol import greeting
 
 BIG = 1_000_000
+_turn_ids = itertools.count(1)
 
 
 def user(text: str) -> Message:
@@ -21,7 +23,23 @@ def user(text: str) -> Message:
 
 
 def bot(text: str, status: MessageStatus = MessageStatus.complete) -> Message:
-    return Message(conversation_id=1, role="assistant", content=text, status=status)
+    """A reply: it belongs to a turn."""
+    return Message(
+        conversation_id=1, role="assistant", content=text, status=status, turn_id=next(_turn_ids)
+    )
+
+
+def greeted(text: str) -> Message:
+    """A stored greeting: an assistant message without a turn."""
+    return Message(conversation_id=1, role="assistant", content=text)
+
+
+GREETING = greeted(greeting("demo"))
+OLD_GREETING = greeted(
+    "Hello! I'm your project assistant. I can read, list and search this project's files "
+    "(never change them) and answer questions about it, citing paths and lines. "
+    "What would you like to know?"
+)
 
 
 def roles(msgs: list[dict[str, Any]]) -> list[str]:
@@ -43,7 +61,7 @@ def assert_well_formed(msgs: list[dict[str, Any]], current: str) -> None:
 
 
 def test_alternating_history_is_kept_in_order_with_the_current_message_last() -> None:
-    previous = [bot(GREETING), user("q1"), bot("a1"), user("q2"), bot("a2")]
+    previous = [GREETING, user("q1"), bot("a1"), user("q2"), bot("a2")]
     assert history_messages(previous, "q3", BIG) == [
         {"role": "user", "content": "q1"},
         {"role": "assistant", "content": "a1"},
@@ -54,18 +72,31 @@ def test_alternating_history_is_kept_in_order_with_the_current_message_last() ->
 
 
 def test_greeting_is_dropped() -> None:
-    assert history_messages([bot(GREETING)], "hi", BIG) == [{"role": "user", "content": "hi"}]
+    for stored in (GREETING, OLD_GREETING, greeted(greeting("another-project"))):
+        assert history_messages([stored], "hi", BIG) == [{"role": "user", "content": "hi"}]
+        # Wherever it is: a greeting is never history, and leaves no gap in the alternation.
+        out = history_messages([user("q"), bot("a"), stored, user("q2")], "hi", BIG)
+        assert out == [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a"},
+            {"role": "user", "content": "q2\n\nhi"},
+        ]
     assert history_messages([], "hi", BIG) == [{"role": "user", "content": "hi"}]
-    # A greeting-like reply that is not the greeting is a real reply.
-    out = history_messages([user("q"), bot(GREETING + " And more.")], "next", BIG)
+    # A reply worded like the greeting is a real reply.
+    out = history_messages([user("q"), bot(GREETING.content)], "next", BIG)
     assert roles(out) == ["user", "assistant", "user"]
 
 
 def test_same_role_neighbours_are_merged() -> None:
     # q1's turn failed before any text (empty reply dropped): q1 and q2 become one user message.
     previous = [
-        user("q1"), bot("", MessageStatus.failed), user("q2"), bot("a2"), bot("a2-more"),
-        user("q3"), bot("a3"),
+        user("q1"),
+        bot("", MessageStatus.failed),
+        user("q2"),
+        bot("a2"),
+        bot("a2-more"),
+        user("q3"),
+        bot("a3"),
     ]
     out = history_messages(previous, "q4", BIG)
     assert out == [
@@ -113,10 +144,10 @@ def test_budget_keeps_the_newest_messages_and_starts_with_a_user_message() -> No
 
 
 def test_any_stored_history_gives_a_well_formed_request() -> None:
-    kinds = {
+    kinds: dict[str, Callable[[int], Message]] = {
         "u": lambda i: user(f"u{i}"),
         "a": lambda i: bot(f"a{i}"),
-        "g": lambda _i: bot(GREETING),
+        "g": lambda _i: GREETING,
         "e": lambda _i: bot("  ", MessageStatus.cancelled),
         "c": lambda i: bot(f"c{i}", MessageStatus.cancelled),
         "f": lambda i: bot(f"f{i}", MessageStatus.failed),
@@ -234,3 +265,55 @@ def test_readme_found_when_the_root_is_reached_through_a_symlink(tmp_path: Path)
     link.symlink_to(real)
     assert readme_excerpt(link) == ("README.md", "hello")
     assert "hello" in system_prompt("demo", link)
+
+
+# ---- what keeps the prompt cacheable ----------------------------------------------------------
+
+
+def test_the_question_renders_the_same_now_and_in_later_turns() -> None:
+    asked = "  What does it do?\n"
+    now = history_messages([], asked, BIG)
+    later = history_messages([user(asked), bot("It answers.")], "next", BIG)
+    assert now[0] == later[0] == {"role": "user", "content": "What does it do?"}
+
+
+def test_a_long_conversation_keeps_its_history_start_for_several_turns() -> None:
+    """The kept history starts at the same message from turn to turn (a cached prefix), and
+    moves on only now and then, by about a quarter of the budget."""
+    budget = 4000
+    stored: list[Message] = []
+    starts = []
+    for i in range(60):
+        out = history_messages(stored, f"question {i}".ljust(150, "."), budget)
+        assert_well_formed(out, f"question {i}".ljust(150, "."))
+        assert sum(len(m["content"]) for m in out) <= budget
+        starts.append(out[0]["content"][:12])
+        stored += [user(f"question {i}".ljust(150, ".")), bot(f"answer {i}".ljust(150, "."))]
+    changes = sum(a != b for a, b in itertools.pairwise(starts))
+    # A sliding window would move its start on nearly every turn once the budget is full.
+    assert 3 <= changes <= 60 // 3
+    # And never keeps less than three quarters of the budget's worth once it is full.
+    assert sum(len(m["content"]) for m in out) >= budget * 3 // 4 - 300
+
+
+def test_a_cut_off_reply_is_marked_in_the_history() -> None:
+    cut = bot("partial answer")
+    cut.stop_reason = "max_tokens"
+    out = history_messages([user("q1"), cut], "q2", BIG)
+    assert out[1]["content"] == "partial answer\n\n[This reply was cut off at the length limit.]"
+
+
+def test_system_prompt_mentions_backlog_and_web_only_when_there(project_dir: Path) -> None:
+    plain = system_prompt("p", project_dir)
+    assert "backlog" not in plain and "web_search" not in plain
+    assert "`path:line` or `path:start-end`" in plain
+    reading = system_prompt("p", project_dir, backlog="read")
+    assert "feature_get_next" in reading and "cannot change the backlog" in reading
+    assert "assistant projects set p --backlog-writes on" in reading
+    writing = system_prompt("p", project_dir, backlog="write")
+    assert "feature_create" in writing and "cannot change" not in writing
+    assert "web_fetch" in system_prompt("p", project_dir, web=True)
+    # No dates, ids or counts: the same project gets the same bytes every time.
+    assert system_prompt("p", project_dir, backlog="write", web=True) == system_prompt(
+        "p", project_dir, backlog="write", web=True
+    )

@@ -13,9 +13,17 @@ TERMINAL = {"response_done", "error"}
 
 
 class WsClient:
-    def __init__(self, url: str, token: str | None = None, **kwargs: Any) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else None
-        self._cm = connect(url, additional_headers=headers, open_timeout=10, **kwargs)
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        extra = dict(headers or {})
+        if token:
+            extra["Authorization"] = f"Bearer {token}"
+        self._cm = connect(url, additional_headers=extra or None, open_timeout=10, **kwargs)
         self.conn: ClientConnection = self._cm.__enter__()
         self.received: list[dict[str, Any]] = []
 
@@ -61,11 +69,26 @@ class WsClient:
         return self.recv_until(lambda m: m["type"] in TERMINAL and "turn_id" in m, timeout)
 
     def start(self, conversation_id: int | None = None) -> int:
+        """`start`; the conversation id once the server has bound it.
+
+        A new conversation: `conversation_created`, the greeting, `response_done` (all read
+        here). A stored one with no reply running: a single `response_done` (no `turn_id`), as
+        the original answered. With a reply running: `conversation_created`, then the reply's
+        chunks, which are left for the caller to read."""
         self.send(type="start", conversation_id=conversation_id)
-        frames = self.recv_until(lambda m: m["type"] == "conversation_created")
+        frames = self.recv_until(
+            lambda m: (
+                m["type"] in ("conversation_created", "error")
+                or (m["type"] == "response_done" and "turn_id" not in m)
+            )
+        )
+        last = frames[-1]
+        if last["type"] == "error":
+            raise AssertionError(f"start failed: {last['content']}")
         if conversation_id is None:
             self.recv_until(lambda m: m["type"] == "response_done")
-        return int(frames[-1]["conversation_id"])
+            return int(last["conversation_id"])
+        return int(last.get("conversation_id", conversation_id))
 
     def ask(self, content: str, timeout: float = 30, **extra: Any) -> list[dict[str, Any]]:
         self.send(type="message", content=content, **extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,6 +47,14 @@ def wait_for(
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def memory_kb(pid: int, field: str = "VmRSS") -> int:
+    """A process's memory as the kernel reports it (VmRSS now, VmHWM its peak), in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise LookupError(f"{field} not in /proc/{pid}/status")
+
+
 @dataclass
 class Proc:
     popen: subprocess.Popen[bytes]
@@ -71,9 +80,15 @@ class Proc:
                 self.popen.wait(timeout=10)
 
 
+def celery_pids(worker: Proc) -> list[int]:
+    """The Celery processes an `assistant worker` has started so far, in order (from its log)."""
+    return [int(pid) for pid in re.findall(r"Celery worker started \(pid (\d+)\)", worker.log())]
+
+
 @dataclass
 class Api(Proc):
     port: int = 0
+    extra: dict[str, str] | None = None
 
     @property
     def base_url(self) -> str:
@@ -126,10 +141,18 @@ class StackFactory:
             )
         return popen, log_path
 
-    def api(self, extra: dict[str, str] | None = None) -> Api:
-        port = free_port()
+    def spawn(self, args: list[str], name: str, extra: dict[str, str] | None = None) -> Proc:
+        """Any `assistant` command as a process the factory stops (e.g. flower)."""
+        popen, log_path = self._spawn(args, name, extra)
+        proc = Proc(popen, log_path)
+        self.procs.append(proc)
+        return proc
+
+    def api(self, extra: dict[str, str] | None = None, port: int | None = None) -> Api:
+        """An API process; on `port` when given (e.g. one already named in allowed origins)."""
+        port = port or free_port()
         popen, log_path = self._spawn(["api", "--port", str(port)], "api", extra)
-        api = Api(popen, log_path, port)
+        api = Api(popen, log_path, port, extra)
         self.procs.append(api)
 
         def healthy() -> bool:
@@ -143,10 +166,22 @@ class StackFactory:
         wait_for(healthy, 30, "the API to answer /healthz")
         return api
 
-    def worker(self, extra: dict[str, str] | None = None, concurrency: int = 200) -> Proc:
+    def restart_api(self, api: Api) -> Api:
+        """A new API process on `api`'s port with its settings; `api` is stopped first
+        (SIGTERM, as a deployment restarts it) unless the caller already did."""
+        api.stop()
+        return self.api(api.extra, port=api.port)
+
+    def worker(
+        self,
+        extra: dict[str, str] | None = None,
+        concurrency: int = 200,
+        args: list[str] | None = None,
+    ) -> Proc:
         name = f"w{uuid.uuid4().hex[:6]}"
         popen, log_path = self._spawn(
-            ["worker", "--concurrency", str(concurrency), "--hostname", f"{name}@test"],
+            ["worker", "--concurrency", str(concurrency), "--hostname", f"{name}@test"]
+            + (args or []),
             "worker",
             extra,
         )

@@ -185,7 +185,8 @@ class TestReconnect:
                 return [m for m in messages_of(session, conv_id) if m.turn_id is not None]
 
         wait_for(
-            lambda: [r.status for r in replies()] == ["complete"], 30,
+            lambda: [r.status for r in replies()] == ["complete"],
+            30,
             "the turn to complete without a client",
         )
         assert replies()[0].content == "word1 word2 word3 word4 word5"
