@@ -34,6 +34,8 @@ def test_a_new_user_signs_in_picks_the_project_and_sees_the_answer_stream(
 ) -> None:
     chat = make_chat(web_api, signed_in=False)
     page = chat.page
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
     page.goto(web_api.base_url + "/")
     # No token yet: said plainly, with the way out.
     expect(page.locator("#banner")).to_contain_text("needs an API token")
@@ -64,6 +66,11 @@ def test_a_new_user_signs_in_picks_the_project_and_sees_the_answer_stream(
     expect(chat.history).to_have_count(1)
     assert chat.current_history_title() == question[:50] + "..."  # autocoder's titles
     expect(chat.history.first).to_contain_text("3 messages")
+    # Enter in the token field, leaving it, and picking the project already shown did not
+    # reload and reconnect: a second load landing after the question used to reset the chat
+    # and drop the question. (Another project may have been shown first when others exist.)
+    mine = [url for url in sockets if url.endswith("/" + chat.project)]
+    assert len(mine) == 1, sockets
 
 
 def test_markdown_list_table_and_highlighted_code_render(chat: ChatPage, artifacts: Path) -> None:

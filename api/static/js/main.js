@@ -179,6 +179,10 @@ function connectProject() {
 function selectProject(name) {
   const project = projects.find((p) => p.name === name);
   if (!project) return;
+  // Picking the project already open (the list reloaded, or the same option chosen again)
+  // keeps its connection and conversation.
+  const live = S.conn && S.conn.token === token.get() && !["failed", "stopped"].includes(S.conn.state);
+  if (name === S.project && live) return;
   S.project = name;
   localStorage.setItem("pa.project", name);
   $("project").value = name;
@@ -249,7 +253,11 @@ function wire() {
     $("token").dispatchEvent(new Event("change"));
   });
   $("token").addEventListener("change", () => {
-    token.set($("token").value.trim());
+    // Enter submits, and leaving the field fires `change` again: only a new token (or a
+    // retry after a failed load) reloads, else the second load would reset the open chat.
+    const value = $("token").value.trim();
+    if (value === token.get() && projects.length) return;
+    token.set(value);
     showError(null);
     loadProjects();
   });
