@@ -66,6 +66,9 @@ class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
     is_admin: bool = False
+    # Tokens this user may spend a calendar month (UTC), set by an administrator; None: the
+    # deployment's ASSISTANT_USER_MONTHLY_TOKENS.
+    monthly_token_budget: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -113,8 +116,24 @@ class Conversation(SQLModel, table=True):
     project_name: str = Field(max_length=50, index=True)
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     title: str | None = Field(default=None, max_length=100)
+    # Who wrote the title (TitleSource): a model's title never replaces a user's.
+    title_source: str = Field(
+        default="auto", max_length=8, sa_column_kwargs={"server_default": "auto"}
+    )
+    # The message the user last looked at or asked from; the conversation shown is the path
+    # from the root to it, continued by its newest replies (shared/branches.py).
+    active_leaf_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TitleSource(enum.StrEnum):
+    auto = "auto"  # the first 50 characters of the first question, until a model titles it
+    model = "model"  # written by ASSISTANT_TITLE_MODEL
+    user = "user"  # renamed by the user: never overwritten
+
+
+_ZERO = {"server_default": "0"}
 
 
 class Message(SQLModel, table=True):
@@ -123,6 +142,12 @@ class Message(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversations.id", index=True, ondelete="CASCADE")
+    # Messages form a tree: a question's parent is the reply (or greeting) it follows, a
+    # reply's parent is its question. Editing a question adds a sibling; regenerating a reply
+    # adds a sibling reply. None only for a conversation's first message.
+    parent_id: int | None = Field(
+        default=None, foreign_key="messages.id", index=True, ondelete="CASCADE"
+    )
     role: str = Field(max_length=16)
     content: str = ""
     # Tool calls made while producing an assistant reply: [{"tool": ..., "input": {...}}].
@@ -135,6 +160,14 @@ class Message(SQLModel, table=True):
     stop_reason: str | None = Field(default=None, max_length=32)
     # The assistant reply of a turn: unique, so a re-run can never store a second one.
     turn_id: int | None = Field(default=None, unique=True)
+    # What writing a reply cost, summed over its tool-use rounds (from the stream's usage),
+    # and the model that wrote it; cost in US dollars from ASSISTANT_MODEL_PRICES.
+    model: str | None = Field(default=None, max_length=100)
+    input_tokens: int = Field(default=0, sa_column_kwargs=_ZERO)
+    output_tokens: int = Field(default=0, sa_column_kwargs=_ZERO)
+    cache_read_tokens: int = Field(default=0, sa_column_kwargs=_ZERO)
+    cache_write_tokens: int = Field(default=0, sa_column_kwargs=_ZERO)
+    cost_usd: float = Field(default=0.0, sa_column_kwargs=_ZERO)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -157,6 +190,8 @@ class Turn(SQLModel, table=True):
             "client_message_id",
             unique=True,
         ),
+        # A user's spending this month (budgets) is summed over their recent turns.
+        Index("ix_turns_user_created", "user_id", "created_at"),
         _NO_ID_REUSE,
     )
 

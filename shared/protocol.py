@@ -43,10 +43,25 @@ class StartMsg(_ClientMsg):
     conversation_id: ConversationId | None = None
 
 
+ClientMessageId = Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class UserMsg(_ClientMsg):
     type: Literal["message"]
     content: str
-    client_message_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    client_message_id: ClientMessageId | None = None
+    # Added: ask from an earlier point of the conversation: the message the question follows
+    # (editing question Q sends Q's parent: the new question is a sibling of Q). Absent: the
+    # end of the branch shown (the active leaf); null: the root.
+    parent_id: Id | None = None
+
+
+class RegenerateMsg(_ClientMsg):
+    """Added: answer the question before reply `message_id` again, as a sibling reply."""
+
+    type: Literal["regenerate"]
+    message_id: Id
+    client_message_id: ClientMessageId | None = None
 
 
 class PingMsg(_ClientMsg):
@@ -69,10 +84,11 @@ class ResumeMsg(_ClientMsg):
 
 
 ClientMsg = Annotated[
-    StartMsg | UserMsg | PingMsg | CancelMsg | ResumeMsg, Field(discriminator="type")
+    StartMsg | UserMsg | PingMsg | CancelMsg | ResumeMsg | RegenerateMsg,
+    Field(discriminator="type"),
 ]
 client_msg_adapter: TypeAdapter[ClientMsg] = TypeAdapter(ClientMsg)
-CLIENT_TYPES = ("start", "message", "ping", "cancel", "resume")
+CLIENT_TYPES = ("start", "message", "ping", "cancel", "resume", "regenerate")
 
 # ---- server -> client ---------------------------------------------------------------------
 
@@ -105,6 +121,14 @@ class Chunk(BaseModel):
     # `refusal`) and the file references it cites, checked against the project.
     stop_reason: str | None = None
     references: list[dict[str, Any]] | None = None
+    # Added for branches: on `message_accepted` the question's id and its parent (for a
+    # regenerate, the existing question); on a reply's terminal chunk the reply's id.
+    user_message_id: int | None = None
+    parent_id: int | None = None
+    message_id: int | None = None
+    # Added on `response_done` of a turn: its tokens and cost, summed over its tool-use rounds
+    # ({input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd}).
+    usage: dict[str, Any] | None = None
     # Internal: when the producer published it (epoch seconds), carried through Redis for the
     # relay-delay metric. Never sent to a client (`dump` leaves it out).
     published_at: float | None = None

@@ -15,6 +15,19 @@ if not url:
 
     url = get_settings().sqlalchemy_url
 
+# Full-text search lives outside the models (raw DDL in a migration): autogenerate leaves it.
+SEARCH_OBJECTS = (
+    "messages_fts",
+    "conversations_fts",
+    "ix_messages_content_tsv",
+    "ix_conversations_title_tsv",
+)
+
+
+def include_name(name: str | None, _type: str, _parent: object) -> bool:
+    return not (name or "").startswith(SEARCH_OBJECTS)
+
+
 engine = make_engine(url)
 with engine.connect() as connection:
     context.configure(
@@ -22,6 +35,7 @@ with engine.connect() as connection:
         target_metadata=SQLModel.metadata,
         # SQLite cannot ALTER most things: batch mode rebuilds tables when needed.
         render_as_batch=connection.dialect.name == "sqlite",
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
