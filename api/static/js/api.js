@@ -22,16 +22,23 @@ function detailOf(body) {
   return JSON.stringify(body.detail);
 }
 
-export async function api(path, { method = "GET" } = {}) {
-  const headers = { Accept: "application/json" };
+async function request(path, { method = "GET", body, accept = "application/json" } = {}) {
+  const headers = { Accept: accept };
   const secret = token.get();
   if (secret) headers.Authorization = `Bearer ${secret}`;
-  let res;
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
   try {
-    res = await fetch(path, { method, headers });
+    return await fetch(path, init);
   } catch {
     throw new ApiError(0, "The server cannot be reached. Check that it is running.");
   }
+}
+
+async function failure(res) {
   let body = null;
   try {
     body = await res.json();
@@ -39,12 +46,44 @@ export async function api(path, { method = "GET" } = {}) {
     /* not JSON */
   }
   if (res.status === 401) {
-    throw new ApiError(401, "This server needs an API token: enter yours under “Access token”.");
+    return new ApiError(401, "This server needs an API token: enter yours under “Access token”.");
   }
-  if (!res.ok) {
-    throw new ApiError(res.status, detailOf(body) || `Request failed (${res.status} ${res.statusText})`);
+  return new ApiError(res.status, detailOf(body) || `Request failed (${res.status} ${res.statusText})`);
+}
+
+/** A JSON request; `body` (any JSON value) is sent as JSON. */
+export async function api(path, { method = "GET", body } = {}) {
+  const res = await request(path, { method, body });
+  if (!res.ok) throw await failure(res);
+  try {
+    return await res.json();
+  } catch {
+    return null;
   }
-  return body;
+}
+
+/** Download what `path` answers as a file: fetched with the token (a plain link could not
+ * carry it), then saved under the server's file name, or `fallbackName`. */
+export async function download(path, fallbackName) {
+  const res = await request(path, { accept: "*/*" });
+  if (!res.ok) throw await failure(res);
+  const disposition = res.headers.get("Content-Disposition") || "";
+  const named = /filename\*=UTF-8''([^;]+)|filename="?([^";]+)"?/i.exec(disposition);
+  let name = fallbackName;
+  if (named) {
+    try {
+      name = decodeURIComponent(named[1] || named[2]);
+    } catch {
+      name = named[1] || named[2];
+    }
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const link = Object.assign(document.createElement("a"), { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  return name;
 }
 
 export const enc = encodeURIComponent;

@@ -8,22 +8,32 @@
 // reconnect the page asks for `resume {turn_id, after_seq}` and drops what it already has, so
 // text is neither lost nor repeated.
 
+import { messageId, setMeta, setUsage } from "./actions.js";
 import { announce, announceStream, flush, resetAnnouncer } from "./announce.js";
 import { api, enc } from "./api.js";
 import { uuid } from "./dom.js";
-import { AssistantMessage, addUserMessage, clearLog, showEmptyState } from "./messages.js";
+import {
+  AssistantMessage,
+  addUserMessage,
+  clearLog,
+  messageBoxes,
+  showEmptyState,
+} from "./messages.js";
+import { showConversationUsage } from "./usage.js";
 
 export const S = {
   project: null,
   conn: null,
   convId: null,
   title: null,
+  titleSource: null, // "auto" until a model (or the user) named it; null from older servers
   turns: new Map(), // turn id -> AssistantMessage shown in the log
   active: null, // the AssistantMessage still streaming, if any
-  pending: null, // {message, question} sent but not yet accepted
+  pending: null, // {message, question, box, redo} sent but not yet accepted
   expectGreeting: false,
   greeting: null,
   loading: 0, // increases with every conversation opened: outdates slower loads
+  shape: 0, // increases whenever messages are added or taken away: outdates metadata loads
   // What this socket's server-side session knows; reset for every new socket.
   sock: { conv: undefined, resumed: new Set(), sent: null },
 };
@@ -32,6 +42,7 @@ export const S = {
 export const ui = {
   changed: () => {}, // controls and title need a refresh
   historyChanged: () => {}, // reload the History list
+  turnEnded: () => {}, // a reply ended: its stored ids, versions and usage can be shown
   error: (_text, _retry) => {}, // show a banner (null text hides it)
 };
 
@@ -49,8 +60,10 @@ export function rememberConversation(project, id) {
 
 function resetConversation() {
   S.loading += 1;
+  S.shape += 1;
   S.convId = null;
   S.title = null;
+  S.titleSource = null;
   S.turns.clear();
   S.active = null;
   S.pending = null;
@@ -58,6 +71,7 @@ function resetConversation() {
   S.greeting = null;
   resetAnnouncer();
   clearLog();
+  showConversationUsage(null);
 }
 
 export function newChat() {
@@ -66,6 +80,8 @@ export function newChat() {
   ui.error(null);
   ui.changed();
 }
+
+export const conversationPath = (id) => `/api/assistant/conversations/${enc(S.project)}/${id}`;
 
 /** Show conversation `id` from the REST detail, then attach the socket to it. */
 export async function openConversation(id) {
@@ -76,7 +92,7 @@ export async function openConversation(id) {
   ui.changed();
   let detail;
   try {
-    detail = await api(`/api/assistant/conversations/${enc(S.project)}/${id}`);
+    detail = await api(conversationPath(id));
   } catch (err) {
     if (ticket !== S.loading) return;
     if (err.status === 404) {
@@ -88,29 +104,53 @@ export async function openConversation(id) {
     return;
   }
   if (ticket !== S.loading) return;
-  S.title = detail.title;
   rememberConversation(S.project, id);
-  const active = detail.active_turn_id;
-  let question = null;
-  for (const msg of detail.messages) {
-    if (msg.role === "user") {
-      addUserMessage(msg.content);
-      question = msg.content;
-      continue;
-    }
-    // The running reply is streamed again from its first chunk: skip its stored partial.
-    if (active != null && msg.turn_id === active) continue;
-    const m = new AssistantMessage({ text: msg.content, toolCalls: msg.tool_calls || [] });
-    const asked = question;
-    m.mark(msg.status, "The reply failed.", asked ? () => ask(asked) : null);
-  }
-  if (active != null) follow(active, question);
-  if (!detail.messages.length) showEmptyState(S.project);
+  showDetail(detail);
   sync();
   ui.changed();
 }
 
+/** Draw the conversation's active path (the REST detail), re-attaching to a running reply. */
+export function showDetail(detail) {
+  S.shape += 1;
+  S.title = detail.title;
+  S.titleSource = detail.title_source || null;
+  S.turns.clear();
+  S.active = null;
+  clearLog();
+  const active = detail.active_turn_id;
+  let question = null;
+  let running = null;
+  for (const msg of detail.messages) {
+    if (msg.role === "user") {
+      addUserMessage(msg.content, msg);
+      question = msg.content;
+      continue;
+    }
+    // The running reply is streamed again from its first chunk: skip its stored partial.
+    if (active != null && msg.turn_id === active) {
+      running = msg;
+      continue;
+    }
+    const m = new AssistantMessage({ text: msg.content, toolCalls: msg.tool_calls || [] });
+    setMeta(m.box, msg);
+    const asked = question;
+    m.mark(msg.status, "The reply failed.", asked ? () => ask(asked) : null);
+  }
+  if (active != null) {
+    const m = follow(active, question);
+    if (running) setMeta(m.box, { ...running, usage: null });
+  }
+  if (!detail.messages.length) showEmptyState(S.project);
+  showConversationUsage(detail.usage || null);
+}
+
+export function findMessage(id) {
+  return messageBoxes().find((box) => messageId(box) === id) || null;
+}
+
 function follow(turnId, question) {
+  S.shape += 1;
   const m = new AssistantMessage({ streaming: true });
   m.turnId = turnId;
   m.box.dataset.turnId = String(turnId);
@@ -153,11 +193,20 @@ export function onSocketOpen() {
   ui.changed();
 }
 
-/** Send a question (the composer, or Retry). */
-export function ask(question) {
-  if (!S.conn || !S.conn.open || S.active || S.pending) return false;
-  addUserMessage(question);
-  S.pending = { message: { type: "message", content: question, client_message_id: uuid() }, question };
+export function canSend() {
+  return Boolean(S.conn && S.conn.open && !S.active && !S.pending);
+}
+
+/** Send a question (the composer, Retry, or an edit). `parentId`: the message it follows
+ * (null: the root), only for an edit; without it the server puts it after the active path.
+ * `redo`: asks again after a refusal, once the conversation is shown as stored again. */
+export function ask(question, { parentId: parent, redo = null } = {}) {
+  if (!canSend()) return false;
+  S.shape += 1;
+  const box = addUserMessage(question);
+  const message = { type: "message", content: question, client_message_id: uuid() };
+  if (parent !== undefined) message.parent_id = parent;
+  S.pending = { message, question, box, redo };
   ui.error(null);
   sync();
   ui.changed();
@@ -205,6 +254,11 @@ function onAccepted(c) {
   S.sock.resumed.add(c.turn_id); // the server follows an accepted turn from its start
   const m = S.turns.get(c.turn_id) || follow(c.turn_id, p.question);
   S.active = m;
+  if (c.user_message_id != null) {
+    // Newer servers name the question (and where it hangs): it can be edited once answered.
+    if (p.box) setMeta(p.box, { id: c.user_message_id, parent_id: c.parent_id ?? null });
+    setMeta(m.box, { parent_id: c.user_message_id });
+  }
   announce("The assistant is replying.");
   ui.historyChanged();
   ui.changed();
@@ -226,6 +280,8 @@ function onTurnChunk(c) {
     m.restart();
     resetAnnouncer();
   } else if (c.type === "response_done") {
+    if (c.message_id != null) setMeta(m.box, { id: c.message_id });
+    if (c.usage) setUsage(m.box, c.usage);
     endTurn(m, c.status === "cancelled" ? "cancelled" : "complete");
   } else if (c.type === "error") {
     endTurn(m, "failed", c.content);
@@ -244,6 +300,7 @@ function endTurn(m, status, errorText) {
   else if (status === "failed") announce(`The reply failed: ${errorText || ""}`);
   ui.historyChanged();
   ui.changed();
+  ui.turnEnded();
 }
 
 function onSessionChunk(c) {
@@ -256,7 +313,14 @@ function onSessionChunk(c) {
     S.expectGreeting = false;
   } else if (c.type === "error") {
     const failed = S.pending;
-    if (failed) {
+    if (failed && failed.redo && S.convId != null) {
+      // An edit or a regeneration was refused (over budget, ...): show the conversation as
+      // stored again, with Retry doing the same once more.
+      S.pending = null;
+      const text = c.content || "The message was not accepted.";
+      openConversation(S.convId).then(() => ui.error(text, failed.redo));
+      ui.error(text, null);
+    } else if (failed) {
       // The message was refused (too long, rate limited, ...): offer to send it again.
       S.pending = null;
       ui.error(c.content || "The message was not accepted.", () => resend(failed));

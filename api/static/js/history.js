@@ -1,12 +1,12 @@
 // The History list: title (or "Untitled conversation"), message count, relative time, the open
-// conversation marked, and delete behind a confirmation dialog.
+// conversation marked, rename, and delete behind a confirmation dialog.
 
 import { $, el, relativeTime } from "./dom.js";
 import { icon } from "./icons.js";
 
 export const UNTITLED = "Untitled conversation";
 
-/** handlers: onOpen(id), onDelete(conversation) */
+/** handlers: onOpen(id), onRename(conversation), onDelete(conversation) */
 export function renderHistory(conversations, currentId, handlers) {
   const list = $("history");
   list.replaceChildren(
@@ -27,6 +27,17 @@ export function renderHistory(conversations, currentId, handlers) {
         el("span", { class: "history-title" }, title),
         el("span", { class: "history-meta" }, when ? `${count} · ${when}` : count),
       );
+      const rename = el(
+        "button",
+        {
+          class: "icon-btn history-rename",
+          type: "button",
+          "aria-label": `Rename “${title}”`,
+          title: "Rename",
+          onclick: () => handlers.onRename(c),
+        },
+        icon("edit"),
+      );
       const remove = el(
         "button",
         {
@@ -37,7 +48,7 @@ export function renderHistory(conversations, currentId, handlers) {
         },
         icon("trash"),
       );
-      return el("li", { class: current ? "current" : null }, open, remove);
+      return el("li", { class: current ? "current" : null }, open, rename, remove);
     }),
   );
   $("history-empty").hidden = conversations.length > 0;

@@ -17,6 +17,10 @@ const PATHS = {
   menu: "M4 6h16M4 12h16M4 18h16",
   alert: "M12 4l9 16H3zM12 10v4M12 17h.01",
   refresh: "M20 11a8 8 0 1 0-2.3 5.7M20 5v6h-6",
+  edit: "M4 20h4L19 9l-4-4L4 16zM13.5 6.5l4 4",
+  prev: "M15 6l-6 6 6 6",
+  next: "M9 6l6 6-6 6",
+  download: "M12 4v11M7 10l5 5 5-5M5 20h14",
 };
 
 const SVG = "http://www.w3.org/2000/svg";

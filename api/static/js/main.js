@@ -1,6 +1,9 @@
-// The page: projects, History, the composer and the connection status, wired to chat.js.
+// The page: projects, History, search, the composer and the connection status, wired to
+// chat.js.
 
-import { api, enc, token } from "./api.js";
+import { lockActions, startEdit } from "./actions.js";
+import { api, download, enc, token } from "./api.js";
+import { editQuestion, openAt, refreshMeta, regenerate, renamed, switchVersion } from "./branches.js";
 import {
   S,
   ask,
@@ -17,7 +20,10 @@ import {
 import { $ } from "./dom.js";
 import { confirmDelete, renderHistory, UNTITLED } from "./history.js";
 import { fillIcons } from "./icons.js";
+import { renameConversation } from "./rename.js";
+import { wireSearch } from "./search.js";
 import { Connection } from "./socket.js";
+import { loadMonthUsage } from "./usage.js";
 import { closeViewer, openViewer } from "./viewer.js";
 import { announce } from "./announce.js";
 
@@ -82,6 +88,11 @@ function updateControls() {
   $("stop").hidden = !S.active;
   $("send").hidden = Boolean(S.active);
   $("new-chat").disabled = !S.project;
+  lockActions(busy());
+  // Rename and export need a stored conversation.
+  $("rename-title").hidden = S.convId == null || !S.project;
+  $("export").hidden = S.convId == null || !S.project;
+  if ($("export").hidden) $("export").open = false;
   const current = history.find((c) => c.id === S.convId);
   const title = S.convId == null ? "New chat" : (current && current.title) || S.title || UNTITLED;
   $("title").textContent = S.project ? title : "Project assistant";
@@ -101,7 +112,11 @@ function drawHistory(force = false) {
   const focused = document.activeElement;
   const refocus = focused && focused.closest && focused.closest("#history li") ? focused.className : null;
   const focusedId = refocus && focused.closest("li").querySelector(".history-open").dataset.id;
-  renderHistory(history, S.convId, { onOpen: openFromHistory, onDelete: deleteConversation });
+  renderHistory(history, S.convId, {
+    onOpen: openFromHistory,
+    onRename: rename,
+    onDelete: deleteConversation,
+  });
   if (refocus) {
     const again = $("history").querySelector(`.history-open[data-id="${focusedId}"]`);
     const target = again && again.closest("li").querySelector(`.${refocus.split(" ").join(".")}`);
@@ -128,6 +143,47 @@ function openFromHistory(id) {
   closeNav();
   if (id !== S.convId || !S.active) openConversation(id);
   $("input").focus();
+}
+
+async function rename(conv) {
+  const saved = await renameConversation(S.project, conv);
+  if (!saved) return;
+  announce("Conversation renamed.");
+  history = history.map((c) => (c.id === saved.id ? { ...c, title: saved.title } : c));
+  renamed(saved.id, saved.title);
+  drawHistory();
+  loadHistory();
+}
+
+function renameOpen() {
+  if (S.convId == null) return;
+  const current = history.find((c) => c.id === S.convId);
+  rename({ id: S.convId, title: (current && current.title) || S.title });
+}
+
+async function exportOpen(format) {
+  $("export").open = false;
+  if (S.convId == null) return;
+  const path = `/api/assistant/conversations/${enc(S.project)}/${S.convId}/export?format=${format}`;
+  try {
+    const name = await download(path, `conversation-${S.convId}.${format === "json" ? "json" : "md"}`);
+    announce(`Exported as ${name}.`);
+  } catch (err) {
+    showError(err.message, () => exportOpen(format));
+  }
+}
+
+/** A search result: its project, its conversation, the message itself. */
+function openHit(hit) {
+  closeNav();
+  const target = hit.message_id ?? null;
+  if (hit.project_name !== S.project) {
+    if (!projects.some((p) => p.name === hit.project_name)) return;
+    rememberConversation(hit.project_name, hit.conversation_id);
+    selectProject(hit.project_name, target);
+    return;
+  }
+  openAt(hit.conversation_id, target);
 }
 
 async function deleteConversation(conv) {
@@ -176,7 +232,8 @@ function connectProject() {
   S.conn.connect();
 }
 
-function selectProject(name) {
+/** target: the message to show, when a search result led here. */
+function selectProject(name, target = null) {
   const project = projects.find((p) => p.name === name);
   if (!project) return;
   // Picking the project already open (the list reloaded, or the same option chosen again)
@@ -194,7 +251,7 @@ function selectProject(name) {
   closeViewer();
   connectProject();
   const last = rememberedConversation(name);
-  if (last != null) openConversation(last);
+  if (last != null) openAt(last, target);
   else newChat();
   loadHistory();
 }
@@ -241,11 +298,27 @@ function closeNav() {
   $("scrim").hidden = true;
 }
 
+/** Previous/next version, Edit, Regenerate under a message. */
+function onMessageAction(button) {
+  const box = button.closest(".msg");
+  if (!box) return;
+  const action = button.dataset.action;
+  if (action === "prev" || action === "next") switchVersion(box, action === "prev" ? -1 : 1);
+  else if (action === "edit") startEdit(box, (text) => editQuestion(box, text));
+  else if (action === "regenerate") regenerate(box);
+  updateControls();
+}
+
 function wire() {
   fillIcons();
   ui.changed = updateControls;
   ui.historyChanged = loadHistory;
+  ui.turnEnded = () => {
+    refreshMeta();
+    loadMonthUsage();
+  };
   ui.error = showError;
+  wireSearch(() => S.project, openHit);
 
   $("token").value = token.get();
   $("token-form").addEventListener("submit", (e) => {
@@ -260,6 +333,7 @@ function wire() {
     token.set(value);
     showError(null);
     loadProjects();
+    loadMonthUsage();
   });
   $("project").addEventListener("change", (e) => selectProject(e.target.value));
   $("new-chat").addEventListener("click", () => {
@@ -290,6 +364,15 @@ function wire() {
     }
     const copy = e.target.closest(".copy-btn");
     if (copy) copyCode(copy);
+    const action = e.target.closest("button[data-action]");
+    if (action && !action.disabled) onMessageAction(action);
+  });
+  $("rename-title").addEventListener("click", renameOpen);
+  for (const item of $("export").querySelectorAll("[data-format]")) {
+    item.addEventListener("click", () => exportOpen(item.dataset.format));
+  }
+  document.addEventListener("click", (e) => {
+    if ($("export").open && !$("export").contains(e.target)) $("export").open = false;
   });
   $("viewer-close").addEventListener("click", closeViewer);
   $("open-nav").addEventListener("click", openNav);
@@ -297,7 +380,10 @@ function wire() {
   $("scrim").addEventListener("click", closeNav);
   document.addEventListener("keydown", (e) => {
     if (e.key !== "Escape" || document.querySelector("dialog[open]")) return;
-    if (!$("viewer").hidden) closeViewer();
+    if ($("export").open) {
+      $("export").open = false;
+      $("export").querySelector("summary").focus();
+    } else if (!$("viewer").hidden) closeViewer();
     else closeNav();
   });
   // Back online, or back to the tab: do not wait for the backoff.
@@ -312,3 +398,4 @@ function wire() {
 wire();
 updateControls();
 loadProjects();
+loadMonthUsage();

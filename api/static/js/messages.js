@@ -1,6 +1,7 @@
 // The conversation log: user and assistant messages, streaming text, tool-call lines, the
 // thinking indicator, and the end markers (stopped, failed with Retry).
 
+import { drawActions, setMeta } from "./actions.js";
 import { $, el } from "./dom.js";
 import { icon } from "./icons.js";
 import { renderMarkdown } from "./markdown.js";
@@ -47,7 +48,19 @@ function removeEmptyState() {
   for (const node of log().querySelectorAll(".empty-state")) node.remove();
 }
 
-export function addUserMessage(text) {
+/** Every message shown, in order (the greeting included). */
+export function messageBoxes() {
+  return [...log().querySelectorAll(":scope > .msg")];
+}
+
+/** Take `box` and everything after it off the log (a new version replaces that part). */
+export function truncateFrom(box) {
+  while (box.nextElementSibling) box.nextElementSibling.remove();
+  box.remove();
+}
+
+/** meta: the REST detail's message (ids, versions), when it is a stored one. */
+export function addUserMessage(text, meta = null) {
   removeEmptyState();
   const box = el(
     "article",
@@ -55,6 +68,7 @@ export function addUserMessage(text) {
     el("div", { class: "body" }, text),
   );
   log().append(box);
+  if (meta) setMeta(box, meta);
   scrollDown(true);
   return box;
 }
@@ -144,6 +158,7 @@ export class AssistantMessage {
   mark(status, errorText, retry) {
     this.footer.replaceChildren();
     this.box.dataset.status = status;
+    drawActions(this.box); // Regenerate and usage, once the reply has ended
     if (status === "cancelled") {
       this.footer.append(el("p", { class: "marker" }, icon("stop"), "Stopped"));
     } else if (status === "failed") {
