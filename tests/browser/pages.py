@@ -97,6 +97,55 @@ class ChatPage:
             arg=[reply.element_handle(), at_least],
         )
 
+    def reply_to_last_question(self) -> Locator:
+        """The reply right after the last question shown (a new version's, after an edit or a
+        regeneration took the old one off the log)."""
+        return self.user_messages.last.locator(
+            "xpath=following-sibling::article[contains(@class, 'assistant')][1]"
+        )
+
+    # ---- versions: edit, regenerate, switch ----
+    def version(self, message: Locator) -> Locator:
+        """The "2/3" of a message's switcher (absent with one version)."""
+        return message.locator(".switch-pos")
+
+    def edit(self, question: Locator, text: str) -> Locator:
+        """Edit a question in place and send it; the reply to the new version."""
+        question.get_by_role("button", name="Edit this question").click()
+        box = question.get_by_role("textbox", name="Edit your question")
+        expect(box).to_be_focused()
+        box.fill(text)
+        box.press("Enter")
+        expect(self.user_messages.last.locator(".body")).to_have_text(text)
+        reply = self.reply_to_last_question()
+        expect(reply).to_have_count(1)
+        return reply
+
+    def regenerate(self, reply: Locator) -> Locator:
+        """Regenerate a reply (it must be the last one shown); the new version's message."""
+        old = reply.get_attribute("data-message-id")
+        reply.get_by_role("button", name="Regenerate this reply").click()
+        new = self.reply_to_last_question()
+        expect(new).not_to_have_attribute("data-message-id", old or "")
+        expect(new).to_have_count(1)
+        return new
+
+    def switch(self, message: Locator, direction: str) -> None:
+        """direction: "Previous" or "Next"."""
+        message.get_by_role("button", name=f"{direction} version of", exact=False).click()
+
+    # ---- search ----
+    @property
+    def search_results(self) -> Locator:
+        return self.page.locator("#search-list li")
+
+    def search(self, query: str) -> Locator:
+        box = self.page.get_by_role("searchbox", name="Search your conversations")
+        box.fill(query)
+        box.press("Enter")
+        expect(self.page.locator("#search-status")).not_to_have_text("Searching…")
+        return self.search_results
+
     # ---- History ----
     @property
     def history(self) -> Locator:

@@ -14,7 +14,7 @@ def test_reload_reopens_the_last_conversation(chat: ChatPage) -> None:
     title = chat.current_history_title()
     chat.reload()
     expect(chat.user_messages).to_have_text(["Tell me [[text:12]]"])
-    expect(chat.page.locator(".msg.assistant").last).to_have_text(" ".join(words(12)))
+    expect(chat.page.locator(".msg.assistant .body").last).to_have_text(" ".join(words(12)))
     expect(chat.page.locator("#title")).to_have_text(title)
     assert chat.current_history_title() == title
     # And it goes on where it was: the next question lands in the same conversation.
@@ -41,7 +41,7 @@ def test_new_chat_history_switch_and_delete(chat: ChatPage) -> None:
     first.focus()
     page.keyboard.press("Enter")
     expect(chat.user_messages).to_have_text(["First conversation [[text:3]]"])
-    expect(page.locator(".msg.assistant").last).to_have_text("word1 word2 word3")
+    expect(page.locator(".msg.assistant .body").last).to_have_text("word1 word2 word3")
     assert chat.current_history_title() == "First conversation [[text:3]]"
 
     # Delete the other one: asked first; Cancel keeps it.
