@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func
+from sqlalchemy import BigInteger, func, literal
 from sqlmodel import Session, col, select
 
 from shared.errors import InvalidInput, NotFound
@@ -122,7 +122,9 @@ def path_end(session: Session, conversation_id: int, active_leaf_id: int | None)
     """The id of the last message of the path shown (None: no messages), found by walking
     down from the leaf with indexed lookups instead of loading the conversation: a new
     question without parent_id goes there."""
-    current = _own_id(session, conversation_id, active_leaf_id)
+    current = active_leaf_id
+    if current is not None and own_message(session, conversation_id, current) is None:
+        current = None
     if current is None:  # never set (or gone): the newest message, as Tree.leaf
         current = session.exec(
             select(func.max(col(Message.id))).where(col(Message.conversation_id) == conversation_id)
@@ -142,11 +144,16 @@ def path_end(session: Session, conversation_id: int, active_leaf_id: int | None)
     return current
 
 
-def _own_id(session: Session, conversation_id: int, message_id: int | None) -> int | None:
-    if message_id is None:
-        return None
-    msg = session.get(Message, message_id)
-    return message_id if msg is not None and msg.conversation_id == conversation_id else None
+def own_message(session: Session, conversation_id: int, message_id: int) -> Message | None:
+    """Message `message_id` if it belongs to this conversation. The client names the id, up
+    to 64 bits; compared as a 64-bit value, so an id past the column's range (32 bits on
+    PostgreSQL) is simply absent instead of a database error."""
+    return session.exec(
+        select(Message).where(
+            col(Message.id) == literal(message_id, BigInteger),
+            col(Message.conversation_id) == conversation_id,
+        )
+    ).first()
 
 
 def question_parent(
@@ -164,8 +171,8 @@ def question_parent(
         return path_end(session, conversation_id, active_leaf_id)
     if requested is None:
         return None
-    parent = session.get(Message, requested)
-    if parent is None or parent.conversation_id != conversation_id:
+    parent = own_message(session, conversation_id, requested)
+    if parent is None:
         raise NotFound(MESSAGE_NOT_FOUND)
     if parent.role != "assistant":
         raise InvalidInput(PARENT_NOT_A_REPLY)
@@ -175,13 +182,8 @@ def question_parent(
 def question_to_regenerate(session: Session, conversation_id: int, reply_id: int) -> Message:
     """The question reply `reply_id` answered, to be answered again: the reply must be an
     assistant message of this conversation written by a turn (not the greeting)."""
-    reply = session.get(Message, reply_id)
-    if (
-        reply is None
-        or reply.conversation_id != conversation_id
-        or reply.role != "assistant"
-        or reply.turn_id is None
-    ):
+    reply = own_message(session, conversation_id, reply_id)
+    if reply is None or reply.role != "assistant" or reply.turn_id is None:
         raise NotFound(MESSAGE_NOT_FOUND)
     turn = session.get(Turn, reply.turn_id)
     question = session.get(Message, turn.user_message_id) if turn is not None else None

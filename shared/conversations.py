@@ -271,8 +271,7 @@ def switch_branch(session: Session, conv: Conversation, message_id: int) -> None
     session.exec(
         select(Conversation.id).where(Conversation.id == conv.id).with_for_update()
     ).first()
-    msg = session.get(Message, message_id)
-    if msg is None or msg.conversation_id != conv.id:
+    if branches.own_message(session, conv.id, message_id) is None:
         raise NotFound(branches.MESSAGE_NOT_FOUND)
     if active_turn(session, conv.id) is not None:
         raise Conflict(SWITCH_WHILE_BUSY)
