@@ -87,7 +87,7 @@ class TestTree:
 
     def test_a_cycle_does_not_loop(self) -> None:
         tree = branches.Tree.of([msg(1, 2), msg(2, 1, "assistant")])
-        assert sorted(ids(tree.path(1))) == [1, 2]
+        assert set(ids(tree.path(1))) == {1, 2}
 
     def test_pending_question_cuts_the_path(self) -> None:
         path = self.tree().path(2)
