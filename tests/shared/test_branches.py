@@ -361,7 +361,9 @@ class TestWorkerHistory:
 # ---- old conversations ------------------------------------------------------------------------
 
 
-def test_straight_line_conversations_are_migrated_into_a_tree(engine: Engine) -> None:
+def test_straight_line_conversations_with_turns_are_migrated_into_a_tree(
+    engine: Engine,
+) -> None:
     url = engine.url.render_as_string(hide_password=False)
     command.downgrade(alembic_config(url), BEFORE_BRANCHES)
     with engine.begin() as conn:
@@ -404,6 +406,17 @@ def test_straight_line_conversations_are_migrated_into_a_tree(engine: Engine) ->
                 ),
                 {"c": cid, "r": role, "x": f"message {i}"},
             )
+        # Turns reference the questions: SQLite's rebuild of `messages` must not trip on them.
+        question = conn.execute(
+            text("SELECT min(id) FROM messages WHERE role = 'user'")
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO turns (conversation_id, user_id, user_message_id, status, attempt, "
+                "last_seq, created_at) VALUES (:c, :u, :m, 'complete', 1, 1, CURRENT_TIMESTAMP)"
+            ),
+            {"c": cids[1], "u": uid, "m": question},
+        )
     upgrade(url)
     with Session(engine) as s:
         for cid, n in zip(cids, (3, 2), strict=True):
