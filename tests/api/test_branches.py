@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 import shared.db
 from shared import auth, projects
+from shared import conversations as convs
 from shared.db import session_scope
 from shared.demo_model import DemoModelServer
 from shared.migrate import alembic_config, upgrade
@@ -286,6 +287,23 @@ def test_regenerating_twice_gives_three_sibling_replies(chat: Chat) -> None:
     for i, reply in enumerate(replies):
         switched = chat.switch(conv_id, reply).json()["messages"][-1]
         assert (switched["id"], switched["sibling_index"]) == (reply, i)
+
+
+def test_a_waiting_regenerate_shows_its_question_without_the_older_reply(chat: Chat) -> None:
+    with chat.ws() as ws:
+        conv_id = ws.start()
+        ws.ask("Answer me [[text:2]]")
+    g, question, reply = (m["id"] for m in chat.detail(conv_id)["messages"])
+    with session_scope() as session:  # stored as the command stores it, never handed over
+        conv = convs.get_conversation(session, conv_id, chat.project, chat.acct.user_id)
+        turn_id = convs.start_regenerate(session, conv, reply).turn.id
+    detail = chat.detail(conv_id)
+    assert detail["active_turn_id"] == turn_id
+    # Until its reply exists, the older answer is not shown as if it were the new one.
+    assert [m["id"] for m in detail["messages"]] == [g, question]
+    cancel = httpx.post(chat.url(conv_id, "/cancel"), headers=chat.acct.headers, timeout=10)
+    assert cancel.status_code == 200, cancel.text
+    assert [m["id"] for m in chat.detail(conv_id)["messages"]] == [g, question, reply]
 
 
 def test_regenerate_is_refused_for_anything_but_a_reply_of_this_conversation(
