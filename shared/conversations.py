@@ -25,7 +25,13 @@ from shared.protocol import greeting
 
 TITLE_CHARS = 50  # as the original: the first 50 characters, then "..." (fits the 100 column)
 BUSY = "A reply is still being generated in this conversation; wait or cancel it"
-MAX_ID = 2**63 - 1  # the largest id either database can store (SQLite INTEGER, PG BIGINT)
+# The largest id both databases store: primary keys are INTEGER, 32-bit on PostgreSQL. A
+# larger id (valid in the protocol) cannot name a row, and PostgreSQL refuses to compare it.
+MAX_ID = 2**31 - 1
+
+
+def storable_id(value: int) -> bool:
+    return 0 < value <= MAX_ID
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,8 @@ def get_conversation(
     session: Session, conversation_id: int, project_name: str, user_id: int
 ) -> Conversation:
     """The caller's conversation in this project; anything else is indistinguishable from absent."""
-    if not 0 < conversation_id <= MAX_ID:
-        # No such row can exist, and SQLite cannot even bind an integer past 64 bits.
+    if not storable_id(conversation_id):
+        # No such row can exist (and the database would refuse the comparison).
         raise NotFound("Conversation not found")
     conv = session.get(Conversation, conversation_id)
     if conv is None or conv.project_name != project_name or conv.user_id != user_id:
