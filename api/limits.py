@@ -43,3 +43,9 @@ def check_concurrent_turns(session: Session, settings: Settings, user_id: int) -
             "Too many replies in progress: the limit is "
             f"{settings.max_concurrent_turns_per_user} at once"
         )
+
+
+def check_new_turn(session: Session, settings: Settings, user_id: int) -> None:
+    """Everything a new turn must pass inside its transaction (the usage piece adds the
+    monthly budget here): for now the concurrent-turn cap."""
+    check_concurrent_turns(session, settings, user_id)
