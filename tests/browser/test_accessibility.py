@@ -94,7 +94,17 @@ def test_keyboard_reaches_every_control_with_a_visible_focus(chat: ChatPage) -> 
             continue  # past the last control the focus leaves the page, then comes back
         seen.append(info[0])
         assert info[1] != "none" and info[2] != "0px", f"no visible focus on {info[0]}"
-    for expected in ["project", "new-chat", "history-open", "input", "copy-btn", "file-ref"]:
+    for expected in [
+        "project",
+        "new-chat",
+        "search",
+        "history-open",
+        "history-rename",
+        "rename-title",
+        "input",
+        "copy-btn",
+        "file-ref",
+    ]:
         assert any(expected in name for name in seen), (expected, seen)
 
 
@@ -122,3 +132,46 @@ def test_streamed_text_is_announced_by_sentences_not_tokens(chat: ChatPage) -> N
     spoken = [s for s in seen if "word" in s]
     assert 1 <= len(spoken) <= 4  # a few batches, not one per delta (there were about 100)
     assert " ".join(spoken).split() == [f"word{i}" for i in range(1, 151)]
+
+
+@pytest.mark.parametrize(
+    ("scheme", "viewport"),
+    [("light", (1280, 860)), ("dark", (1280, 860)), ("dark", (390, 844))],
+)
+def test_versions_usage_search_export_and_rename_pass_axe(
+    make_chat: ChatPageFactory, web_api: Api, scheme: str, viewport: tuple[int, int]
+) -> None:
+    chat = make_chat(
+        web_api, color_scheme=scheme, viewport={"width": viewport[0], "height": viewport[1]}
+    ).open()
+    page = chat.page
+    chat.wait_done(chat.ask("Tell me about tests [[text:3]]"))
+    chat.wait_done(chat.regenerate(chat.replies.last))  # a reply with two versions
+    chat.wait_done(chat.edit(chat.user_messages.first, "Tell me about tests again [[text:2]]"))
+    expect(chat.version(chat.user_messages.first)).to_have_text("2/2")
+    chat.replies.last.locator("details.usage summary").click()
+    expect(chat.replies.last.locator(".usage-list")).to_be_visible()
+    assert chat.axe_violations() == []
+    # Nothing overflows sideways, even with the switchers and usage on a phone.
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport[0]
+
+    chat.user_messages.first.get_by_role("button", name="Edit this question").click()
+    expect(page.get_by_role("textbox", name="Edit your question")).to_be_focused()
+    assert chat.axe_violations() == []
+    page.keyboard.press("Escape")
+
+    page.locator("#export summary").click()
+    expect(page.get_by_role("button", name="JSON (.json)")).to_be_visible()
+    assert chat.axe_violations() == []
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("button", name="JSON (.json)")).to_be_hidden()
+
+    page.get_by_role("button", name="Rename this conversation").click()
+    expect(page.locator("#rename-dialog")).to_be_visible()
+    assert chat.axe_violations() == []
+    page.keyboard.press("Escape")
+
+    show_sidebar(chat)
+    expect(chat.search("tests")).not_to_have_count(0)
+    expect(page.locator("#search-list mark").first).to_be_visible()
+    assert chat.axe_violations() == []
