@@ -100,8 +100,19 @@ export function drawActions(box) {
     if (details && open) details.open = true;
     parts.push(details);
   }
+  // Redrawn when a reply starts or ends: the keyboard focus stays on the same control.
+  const focused = bar.contains(document.activeElement) ? focusKey(document.activeElement) : null;
   bar.replaceChildren(...parts.filter(Boolean));
   bar.hidden = bar.childElementCount === 0 || box.classList.contains("editing");
+  if (focused) {
+    const again = bar.querySelector(focused);
+    if (again && !again.disabled) again.focus();
+  }
+}
+
+function focusKey(node) {
+  if (node.dataset && node.dataset.action) return `[data-action="${node.dataset.action}"]`;
+  return node.closest("details.usage") ? "details.usage > summary" : null;
 }
 
 /** While a reply runs (or a message awaits acceptance) versions cannot change. */

@@ -56,10 +56,13 @@ export function usageDetails(usage, model) {
   const cost = formatCost(usage.cost_usd);
   if (cost) rows.push(el("div", {}, el("dt", {}, "Cost"), el("dd", {}, cost)));
   if (model) rows.push(el("div", {}, el("dt", {}, "Model"), el("dd", {}, model)));
+  const breakdown = USAGE_FIELDS.filter(([field]) => typeof usage[field] === "number")
+    .map(([field, label]) => `${label} ${count.format(usage[field])}`)
+    .join(" · ");
   return el(
     "details",
     { class: "usage" },
-    el("summary", { "aria-label": `Usage of this reply: ${line}` }, line),
+    el("summary", { "aria-label": `Usage of this reply: ${line}`, title: breakdown }, line),
     el("dl", { class: "usage-list" }, ...rows),
   );
 }
