@@ -318,7 +318,11 @@ function onSessionChunk(c) {
       // stored again, with Retry doing the same once more.
       S.pending = null;
       const text = c.content || "The message was not accepted.";
-      openConversation(S.convId).then(() => ui.error(text, failed.redo));
+      const opened = openConversation(S.convId);
+      const ticket = S.loading; // taken by that load: a later one outdates the Retry
+      opened.then(() => {
+        if (S.loading === ticket) ui.error(text, failed.redo);
+      });
       ui.error(text, null);
     } else if (failed) {
       // The message was refused (too long, rate limited, ...): offer to send it again.
