@@ -154,8 +154,10 @@ class ChatPage:
     def history_item(self, title: str) -> Locator:
         return self.page.locator("#history li", has=self.page.get_by_text(title, exact=True))
 
-    def current_history_title(self) -> str:
-        return self.page.locator(".history-open[aria-current=true] .history-title").inner_text()
+    @property
+    def current_title(self) -> Locator:
+        """The open conversation's title in History (expect() waits for a History reload)."""
+        return self.page.locator(".history-open[aria-current=true] .history-title")
 
     # ---- accessibility ----
     def axe_violations(self) -> list[dict[str, object]]:

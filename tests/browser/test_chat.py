@@ -64,7 +64,7 @@ def test_a_new_user_signs_in_picks_the_project_and_sees_the_answer_stream(
     # The greeting came first, and History now lists the conversation under its question.
     expect(page.locator(".msg.assistant").first).to_contain_text("project assistant")
     expect(chat.history).to_have_count(1)
-    assert chat.current_history_title() == question[:50] + "..."  # autocoder's titles
+    expect(chat.current_title).to_have_text(question[:50] + "...")  # autocoder's titles
     expect(chat.history.first).to_contain_text("3 messages")
     # Enter in the token field, leaving it, and picking the project already shown did not
     # reload and reconnect: a second load landing after the question used to reset the chat

@@ -11,12 +11,13 @@ from tests.browser.pages import ChatPage, words
 def test_reload_reopens_the_last_conversation(chat: ChatPage) -> None:
     reply = chat.wait_done(chat.ask("Tell me [[text:12]]"))
     assert chat.words_of(reply) == words(12)
-    title = chat.current_history_title()
+    title = "Tell me [[text:12]]"
+    expect(chat.current_title).to_have_text(title)
     chat.reload()
     expect(chat.user_messages).to_have_text(["Tell me [[text:12]]"])
     expect(chat.page.locator(".msg.assistant .body").last).to_have_text(" ".join(words(12)))
     expect(chat.page.locator("#title")).to_have_text(title)
-    assert chat.current_history_title() == title
+    expect(chat.current_title).to_have_text(title)
     # And it goes on where it was: the next question lands in the same conversation.
     chat.wait_done(chat.ask("[[text:2]]"))
     expect(chat.history).to_have_count(1)
@@ -33,7 +34,7 @@ def test_new_chat_history_switch_and_delete(chat: ChatPage) -> None:
     expect(chat.input).to_be_focused()
     chat.wait_done(chat.ask("Second conversation [[text:4]]"))
     expect(chat.history).to_have_count(2)
-    assert chat.current_history_title() == "Second conversation [[text:4]]"
+    expect(chat.current_title).to_have_text("Second conversation [[text:4]]")
     expect(page.locator(".history-open[aria-current=true]")).to_have_count(1)
 
     # Switch back, by keyboard.
@@ -42,7 +43,7 @@ def test_new_chat_history_switch_and_delete(chat: ChatPage) -> None:
     page.keyboard.press("Enter")
     expect(chat.user_messages).to_have_text(["First conversation [[text:3]]"])
     expect(page.locator(".msg.assistant .body").last).to_have_text("word1 word2 word3")
-    assert chat.current_history_title() == "First conversation [[text:3]]"
+    expect(chat.current_title).to_have_text("First conversation [[text:3]]")
 
     # Delete the other one: asked first; Cancel keeps it.
     second = chat.history_item("Second conversation [[text:4]]")
