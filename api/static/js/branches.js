@@ -166,7 +166,11 @@ function noteTitle(detail, tries = 0) {
     ui.historyChanged();
     ui.changed();
   }
-  if (detail.title_source !== "auto" || tries >= TITLE_CHECKS_MS.length) return;
+  // Only after the first reply (the server titles no later one), and only so long.
+  const replies = detail.messages.filter((m) => m.role === "assistant" && m.turn_id != null);
+  if (detail.title_source !== "auto" || replies.length !== 1 || tries >= TITLE_CHECKS_MS.length) {
+    return;
+  }
   setTimeout(async () => {
     if (id !== S.convId || S.titleSource !== "auto") return;
     try {
