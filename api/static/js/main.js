@@ -2,7 +2,7 @@
 // chat.js.
 
 import { lockActions, startEdit } from "./actions.js";
-import { api, download, enc, token } from "./api.js";
+import { api, enc, token } from "./api.js";
 import { editQuestion, openAt, refreshMeta, regenerate, renamed, switchVersion } from "./branches.js";
 import {
   S,
@@ -19,6 +19,7 @@ import {
 } from "./chat.js";
 import { $ } from "./dom.js";
 import { confirmDelete, renderHistory, UNTITLED } from "./history.js";
+import { closeExportMenu, wireExport } from "./exporting.js";
 import { fillIcons } from "./icons.js";
 import { renameConversation } from "./rename.js";
 import { wireSearch } from "./search.js";
@@ -159,18 +160,6 @@ function renameOpen() {
   if (S.convId == null) return;
   const current = history.find((c) => c.id === S.convId);
   rename({ id: S.convId, title: (current && current.title) || S.title });
-}
-
-async function exportOpen(format) {
-  $("export").open = false;
-  if (S.convId == null) return;
-  const path = `/api/assistant/conversations/${enc(S.project)}/${S.convId}/export?format=${format}`;
-  try {
-    const name = await download(path, `conversation-${S.convId}.${format === "json" ? "json" : "md"}`);
-    announce(`Exported as ${name}.`);
-  } catch (err) {
-    showError(err.message, () => exportOpen(format));
-  }
 }
 
 /** A search result: its project, its conversation, the message itself. */
@@ -319,6 +308,7 @@ function wire() {
   };
   ui.error = showError;
   wireSearch(() => S.project, openHit);
+  wireExport(() => ({ project: S.project, convId: S.convId }), showError);
 
   $("token").value = token.get();
   $("token-form").addEventListener("submit", (e) => {
@@ -368,22 +358,14 @@ function wire() {
     if (action && !action.disabled) onMessageAction(action);
   });
   $("rename-title").addEventListener("click", renameOpen);
-  for (const item of $("export").querySelectorAll("[data-format]")) {
-    item.addEventListener("click", () => exportOpen(item.dataset.format));
-  }
-  document.addEventListener("click", (e) => {
-    if ($("export").open && !$("export").contains(e.target)) $("export").open = false;
-  });
   $("viewer-close").addEventListener("click", closeViewer);
   $("open-nav").addEventListener("click", openNav);
   $("close-nav").addEventListener("click", closeNav);
   $("scrim").addEventListener("click", closeNav);
   document.addEventListener("keydown", (e) => {
     if (e.key !== "Escape" || document.querySelector("dialog[open]")) return;
-    if ($("export").open) {
-      $("export").open = false;
-      $("export").querySelector("summary").focus();
-    } else if (!$("viewer").hidden) closeViewer();
+    if (closeExportMenu()) return;
+    if (!$("viewer").hidden) closeViewer();
     else closeNav();
   });
   // Back online, or back to the tab: do not wait for the backoff.
