@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from api.deps import current_user, resolve_user
-from api.limits import check_concurrent_turns
+from api.limits import check_new_turn
 from shared import conversations as convs
 from shared.config import Settings
 from shared.db import read_scope
@@ -90,7 +90,7 @@ def begin_turn(
     conv = convs.get_conversation(session, conversation_id, project, user_id)
     assert conv.id is not None
     if convs.turn_by_client_id(session, conv.id, client_message_id) is None:
-        check_concurrent_turns(session, settings, user_id)
+        check_new_turn(session, settings, user_id)
     new = convs.start_turn(session, conv, content, client_message_id)
     assert new.turn.id is not None
     waiting = new.turn.status == TurnStatus.queued
