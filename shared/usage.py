@@ -128,19 +128,13 @@ def current_month() -> str:
     return month_of(datetime.now(UTC))
 
 
-def _naive(when: datetime) -> datetime:
-    # SQLite stores the timestamps without their zone (all of them UTC); PostgreSQL columns
-    # are `timestamp without time zone` too, so both compare against naive UTC values.
-    return when.replace(tzinfo=None)
-
-
 def _spent_query(month: str) -> Select[*tuple[Any, ...]]:
     start, end = month_bounds(month)
     sums = [func.coalesce(func.sum(getattr(Message, name)), 0) for name in USAGE_FIELDS]
     query: Select[*tuple[Any, ...]] = (
         select(col(Turn.user_id), *sums, func.coalesce(func.sum(Message.cost_usd), 0.0))
         .join(Message, col(Message.turn_id) == col(Turn.id))
-        .where(col(Turn.created_at) >= _naive(start), col(Turn.created_at) < _naive(end))
+        .where(col(Turn.created_at) >= start, col(Turn.created_at) < end)
         .group_by(col(Turn.user_id))
     )
     return query

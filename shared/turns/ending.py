@@ -22,8 +22,7 @@ other code publishes `response_done` or a turn's `error`.
 | expired_in_queue()   | watchdog | queued          | earlier partial: failed | error EXPIRED      |
 
 The four worker endings of a reply (completed, stopped, refused, failed) also store its usage,
-model and cost, and their terminal chunk names the reply (`message_id`); a `response_done`
-carries the usage too.
+model and cost; their `response_done` names the reply (`message_id`) and carries the usage.
 
 (A lost turn with attempts left is not ended: the watchdog re-queues it, `state.requeue_lost`,
 and announces `turn_restarted`.)
@@ -142,7 +141,7 @@ def refused(reply: ReplyText, message: str) -> Ending:
         usage=reply.usage,
         model=reply.model,
     )
-    chunk = error_chunk(message, stop_reason="refusal", message_id=reply.message_id)
+    chunk = error_chunk(message, stop_reason="refusal")
     return _reply_ending("refused", TurnStatus.failed, chunk, notice, MessageStatus.refused)
 
 
@@ -157,8 +156,7 @@ def stopped(reply: ReplyText) -> Ending:
 
 
 def failed(reply: ReplyText, message: str) -> Ending:
-    chunk = error_chunk(message, message_id=reply.message_id)
-    return _reply_ending("failed", TurnStatus.failed, chunk, reply)
+    return _reply_ending("failed", TurnStatus.failed, error_chunk(message), reply)
 
 
 def could_not_start(message: str) -> Ending:
