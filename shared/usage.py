@@ -188,7 +188,7 @@ def month_report(session: Session, settings: Settings, user: User) -> MonthRepor
         month=month,
         tokens=used.tokens,
         budget=budget_of(settings, user),
-        cost_usd=round(used.cost_usd, 6),
+        cost_usd=round(used.cost_usd, 8),
         renews_on=renews_on(month).isoformat(),
     )
 
