@@ -40,7 +40,7 @@ Behaviour is deterministic and driven by directives in the last user message tha
 A title request (its system prompt begins with ``You write the titles of conversations``, no
 tools: shared/titles.py) is answered with the first words of the question in its
 ``<question>`` tags, directives left out (titles.py); ``[[title-error]]`` in that question makes
-it fail with HTTP 529 instead.
+it fail with HTTP 529 instead, ``[[title-stall:S]]`` answers it after S seconds.
 
 Usage in ``message_start`` simulates prompt caching (cache.py): the prefix up to each
 ``cache_control`` breakpoint is cached, and a later request whose prefix matches reports

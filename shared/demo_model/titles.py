@@ -3,7 +3,8 @@
 A title request is known by its system prompt (it begins with TITLE_MARK) and offers no tools.
 The answer is deterministic: the first words of the question (between `<question>` tags),
 without directives or trailing punctuation. ``[[title-error]]`` in the question makes every
-title request for it fail with an overloaded error (HTTP 529), as an unavailable model would.
+title request for it fail with an overloaded error (HTTP 529), as an unavailable model would;
+``[[title-stall:S]]`` answers it only after S seconds (a slow title model).
 Directives of the question are not obeyed here: they are meant for the reply, not the title.
 """
 
@@ -21,6 +22,7 @@ TITLE_ERROR = "[[title-error]]"
 TITLE_WORDS = 6
 _QUESTION = re.compile(r"<question>(.*?)</question>", re.DOTALL)
 _DIRECTIVE = re.compile(r"\[\[.*?\]\]", re.DOTALL)
+_STALL = re.compile(r"\[\[title-stall:(\d+(?:\.\d+)?)\]\]")
 
 
 def _system(body: Mapping[str, Any]) -> str:
@@ -51,4 +53,7 @@ def title_plan(body: Mapping[str, Any]) -> ReplyPlan:
     question = question_of(body)
     if TITLE_ERROR in question:
         return ReplyPlan(error_status=529)
-    return ReplyPlan(blocks=(TextPart(demo_title(question)),))
+    stall = _STALL.search(question)
+    return ReplyPlan(
+        blocks=(TextPart(demo_title(question)),), stall_s=float(stall.group(1)) if stall else 0.0
+    )
