@@ -324,7 +324,8 @@ def test_users_usage_lists_tokens_cost_and_budget(cli: Cli, db: Engine) -> None:
     assert cli.ok("users", "usage", "--month", "2001-01").lines[2] == "alice\t0\t0.0000\tunlimited"
 
 
-def test_users_usage_and_set_budget_errors_are_clear(cli: Cli, db: Engine) -> None:
+@pytest.mark.usefixtures("db")
+def test_users_usage_and_set_budget_errors_are_clear(cli: Cli) -> None:
     cli.ok("users", "add", "alice")
     assert_one_line_error(cli("users", "usage", "--month", "2026-13"), "YYYY-MM")
     assert_one_line_error(cli("users", "set-budget", "nobody", "10"), "nobody")

@@ -85,7 +85,9 @@ class TestPrices:
         # A model without a price costs nothing (and is logged), its tokens still count.
         assert Usage(1, 2, 3, 4).priced(s, "other") == Usage(1, 2, 3, 4, 0.0)
 
-    def test_prices_come_from_the_environment_as_json(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_prices_come_from_the_environment_as_json(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.setenv(
             "ASSISTANT_MODEL_PRICES",
             '{"x": {"input": 1, "output": 2, "cache_read": 0.1, "cache_write": 1.25}}',

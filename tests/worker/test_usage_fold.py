@@ -3,6 +3,8 @@ message_start gives a round's input side, message_delta its output; the turn sum
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from anthropic.types import RawMessageStreamEvent
 from pydantic import TypeAdapter
 
@@ -13,7 +15,7 @@ from worker.usage import TurnUsage
 _events: TypeAdapter[RawMessageStreamEvent] = TypeAdapter(RawMessageStreamEvent)
 
 
-def observe_all(usage: TurnUsage, events: list[RawMessageStreamEvent]) -> TurnUsage:
+def observe_all(usage: TurnUsage, events: Sequence[RawMessageStreamEvent]) -> TurnUsage:
     for event in events:
         usage.observe(event)
     return usage
