@@ -157,7 +157,7 @@ async def _execute(ctx: WorkerContext, turn_id: int, attempt: int) -> str:
             await _hand_back(ctx, turn_id, attempt, run.publisher.seq)
         else:
             await _end(ctx, outcome, turn_id, attempt, run.publisher.seq)
-            if outcome.name == "completed" and ctx.settings.titles_on:
+            if outcome.name == "completed" and _may_need_title(ctx, job):
                 _start_title(ctx, job, run.reply.text)
         return outcome.name
     finally:
@@ -168,6 +168,13 @@ async def _execute(ctx: WorkerContext, turn_id: int, attempt: int) -> str:
 
 # Title tasks in flight: held here so they are not garbage-collected before they finish.
 _titles: set[asyncio.Task[None]] = set()
+
+
+def _may_need_title(ctx: WorkerContext, job: TurnJob) -> bool:
+    """Only a conversation's first question is sent without history: any other turn is not
+    its first reply and needs no title, known without asking the database (`write_title`
+    checks the rest: the first complete reply, a title still automatic)."""
+    return ctx.settings.titles_on and len(job.messages) == 1
 
 
 def _start_title(ctx: WorkerContext, job: TurnJob, answer: str) -> None:

@@ -71,8 +71,7 @@ def test_the_title_model_titles_a_conversation_after_its_first_reply_only(
         assert "tools" not in request["body"]
 
         # A later reply does not title it again.
-        second = ws.ask("And the tests? [[text:2]]")[-1]
-        logged(stack.worker, second["turn_id"], r"no model title: its title is set \(model\)")
+        assert ws.ask("And the tests? [[text:2]]")[-1]["type"] == "response_done"
     assert conversation(conv_id).title == "Where is the entry point defined"
     listing = httpx.get(
         f"{stack.api.base_url}/api/assistant/conversations/{project}", headers=acct.headers
@@ -118,12 +117,9 @@ def test_a_failing_title_request_keeps_the_first_50_characters(
         conv = conversation(conv_id)
         assert conv.title == title_for(question) == question[:50] + "..."
         assert conv.title_source == TitleSource.auto
-        asked = len(title_requests(model, question))
-        assert asked >= 1  # it was asked (and retried by the SDK), and failed
+        assert title_requests(model, question)  # it was asked (and retried), and failed
 
-        # Failing was only logged: the next reply comes as usual, and is not its first.
+        # Failing was only logged: the next reply comes as usual.
         again = ws.ask("Still there? [[text:2]]")[-1]
         assert again["type"] == "response_done" and again["status"] == "complete"
-        logged(stack.worker, again["turn_id"], "no model title: not its first reply")
     assert conversation(conv_id).title == question[:50] + "..."
-    assert len(title_requests(model, question)) == asked
