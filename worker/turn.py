@@ -7,6 +7,11 @@ closes it. However the attempt ends, it ends through `shared.turns.ending`, and
 `TurnSuperseded` (another attempt owns the turn now) is caught here, in one place. The one
 other way out is a worker shutting down (worker/drain.py): then the stopped attempt is handed
 back for another worker to re-run.
+
+The tokens the model reports are summed over the turn's rounds (worker/usage.py) and stored,
+priced, with the reply's ending. After a conversation's first reply has ended, a task of its
+own asks the title model for the conversation's title (shared/titles.py): the terminal chunk
+never waits for it.
 """
 
 from __future__ import annotations
