@@ -208,3 +208,12 @@ def test_an_administrators_budget_overrides_the_setting_both_ways(
         set_budget(acct.name, "0")  # 0: unlimited for this user
         assert ws.ask("And now? [[text:2]]")[-1]["type"] == "response_done"
         assert usage_of(budget_api, acct)["budget"] is None
+
+
+def test_usage_needs_a_token(stack: Stack) -> None:
+    resp = httpx.get(f"{stack.api.base_url}/api/usage", timeout=10)
+    assert resp.status_code == 401
+    bad = httpx.get(
+        f"{stack.api.base_url}/api/usage", headers={"Authorization": "Bearer nope"}, timeout=10
+    )
+    assert bad.status_code == 401
