@@ -29,8 +29,8 @@ import anthropic
 from sqlmodel import Session
 
 from shared.backlog import BACKLOG_TOOL_NAMES, has_backlog, run_backlog_tool
+from shared.branches import load_tree
 from shared.config import Settings
-from shared.conversations import messages_of
 from shared.errors import AssistantError
 from shared.logs import bind_turn, turn_scope
 from shared.models import Conversation, Message, StopReason, Turn
@@ -245,8 +245,8 @@ def load_turn(
         ) from None
     reply = state.reset_reply(session, turn)
     assert reply.id is not None
-    cutoff = user_msg.id or 0
-    previous = [m for m in messages_of(session, conv.id or 0) if (m.id or 0) < cutoff]
+    # Only the question's own branch: its ancestors, never a sibling's replies or questions.
+    previous = load_tree(session, turn.conversation_id).ancestors(user_msg)[:-1]
     return TurnJob(
         turn_id=turn_id,
         attempt=attempt,

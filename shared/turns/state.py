@@ -84,11 +84,17 @@ def claim(session: Session, *, turn_id: int, attempt: int, worker: str) -> None:
 
 
 def reset_reply(session: Session, turn: Turn) -> Message:
-    """The turn's one assistant message, created on first run and emptied on a re-run."""
+    """The turn's one assistant message, created on first run and emptied on a re-run; a
+    child of the question it answers (a regenerated reply is thereby a sibling of the old)."""
     assert turn.id is not None
     reply = assistant_reply(session, turn.id)
     if reply is None:
-        reply = Message(conversation_id=turn.conversation_id, role="assistant", turn_id=turn.id)
+        reply = Message(
+            conversation_id=turn.conversation_id,
+            parent_id=turn.user_message_id,
+            role="assistant",
+            turn_id=turn.id,
+        )
     reply.content = ""
     reply.tool_calls = []
     reply.status = MessageStatus.streaming
