@@ -101,7 +101,7 @@ def test_usage_sums_what_the_model_reported_over_a_tool_use_turn(
 ) -> None:
     acct, project = make_account(), make_project(project_dir)
     with WsClient(f"{stack.api.ws_url}/api/assistant/ws/{project}", acct.token) as ws:
-        ws.start()
+        conv_id = ws.start()
         turn = turn_frames(ws.ask(TOOL_TURN))
     done = turn[-1]
     assert done["type"] == "response_done" and done["status"] == "complete"
@@ -123,6 +123,18 @@ def test_usage_sums_what_the_model_reported_over_a_tool_use_turn(
         assert reply.model == "claude-sonnet-4-5"
         assert {k: getattr(reply, k) for k in tokens} == tokens
         assert reply.cost_usd == pytest.approx(cost(tokens))
+
+    # REST: on the reply, and as the conversation's total (its only reply here).
+    detail = httpx.get(
+        f"{stack.api.base_url}/api/assistant/conversations/{project}/{conv_id}",
+        headers=acct.headers,
+        timeout=10,
+    ).json()
+    (shown,) = [m for m in detail["messages"] if m["id"] == done["message_id"]]
+    assert {k: shown[k] for k in tokens} == tokens and shown["model"] == "claude-sonnet-4-5"
+    assert shown["cost_usd"] == pytest.approx(cost(tokens))
+    assert {k: detail["usage"][k] for k in tokens} == tokens
+    assert detail["usage"]["cost_usd"] == pytest.approx(cost(tokens))
 
     # The month so far, for this user only (nobody else's turns count).
     month = usage_of(stack.api, acct)
