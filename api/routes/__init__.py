@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from api.routes import conversations, files, health, metrics, projects, sessions, ws
+from api.routes import conversations, files, health, metrics, projects, sessions, usage, ws
 
 api_router = APIRouter()
-for module in (health, metrics, projects, conversations, files, sessions, ws):
+for module in (health, metrics, projects, conversations, files, sessions, usage, ws):
     api_router.include_router(module.router)

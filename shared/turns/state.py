@@ -34,6 +34,7 @@ from shared.models import (
     TurnStatus,
     utcnow,
 )
+from shared.usage import Usage
 
 QUEUED = (TurnStatus.queued,)
 RUNNING = (TurnStatus.running,)
@@ -62,6 +63,9 @@ class ReplyText:
     # Known when the reply ends (stored then, never by progress saves).
     references: list[dict[str, Any]] | None = None
     stop_reason: str | None = None
+    # Known when the reply ends: the tokens of all its rounds, priced, and the model.
+    usage: Usage | None = None
+    model: str | None = None
 
 
 # ---- while a turn runs ----------------------------------------------------------------------
@@ -193,7 +197,8 @@ def finish_running(
     message_status: MessageStatus | None = None,
 ) -> int | None:
     """running -> complete | cancelled | failed, storing the reply with the matching status
-    (or `message_status`, e.g. refused), its references and stop reason."""
+    (or `message_status`, e.g. refused), its references, stop reason, usage and model (in
+    the same UPDATE: usage costs no statement of its own)."""
     seq = _end(session, turn_id, attempt, RUNNING, after_seq, status, error)
     if seq is not None:
         extra: dict[str, Any] = {}
@@ -201,6 +206,10 @@ def finish_running(
             extra["references"] = reply.references
         if reply.stop_reason is not None:
             extra["stop_reason"] = reply.stop_reason
+        if reply.usage is not None:
+            extra.update(reply.usage.as_dict())
+        if reply.model is not None:
+            extra["model"] = reply.model[:100]
         session.execute(
             update(Message)
             .where(col(Message.id) == reply.message_id)
