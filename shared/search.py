@@ -128,16 +128,20 @@ def search(
     return hits[:limit]
 
 
-@lru_cache
-def statement(*, sqlite: bool, titles: bool, one_project: bool) -> TextualSelect:
+def sql_for(*, sqlite: bool, titles: bool, one_project: bool) -> str:
     """The query for titles or messages on one engine, with the project filter only when asked
     (a `:project IS NULL OR ...` would leave PostgreSQL's generic plans guessing)."""
     owned = "c.user_id = :uid" + (" AND c.project_name = :project" if one_project else "")
     if sqlite:
-        sql = SQLITE_TITLES if titles else SQLITE_MESSAGES
+        template = SQLITE_TITLES if titles else SQLITE_MESSAGES
     else:
-        sql = POSTGRES_TITLES if titles else POSTGRES_MESSAGES
-    return text(sql.format(owned=owned)).columns(
+        template = POSTGRES_TITLES if titles else POSTGRES_MESSAGES
+    return template.format(owned=owned)
+
+
+@lru_cache
+def statement(*, sqlite: bool, titles: bool, one_project: bool) -> TextualSelect:
+    return text(sql_for(sqlite=sqlite, titles=titles, one_project=one_project)).columns(
         conversation_id=Integer(),
         project_name=String(),
         title=String(),
