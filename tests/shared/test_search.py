@@ -217,6 +217,29 @@ class TestSearch:
             s.commit()
         assert find(engine, conv_ids.user_id, "kumquat") == []
 
+    def test_a_finished_message_written_again_stays_found_once(
+        self, engine: Engine, conv_ids: Ids
+    ) -> None:
+        """The ending rewrites a finished reply's status and text (references, stop reason);
+        on SQLite the index must drop the old entry before adding the new one."""
+        _, reply = exchange(engine, conv_ids.conversation_id, "q", "alpha kumquat")
+        for content in ("alpha kumquat", "beta kumquat", "beta kumquat"):
+            with Session(engine) as s:
+                msg = s.get(Message, reply)
+                assert msg is not None
+                msg.content, msg.status = content, MessageStatus.complete
+                s.add(msg)
+                s.flush()
+                # Both columns in the UPDATE even when unchanged, as the turn's ending writes.
+                s.connection().execute(
+                    text("UPDATE messages SET content = content, status = status WHERE id = :id"),
+                    {"id": reply},
+                )
+                s.commit()
+            assert [h.message_id for h in find(engine, conv_ids.user_id, "kumquat")] == [reply]
+        assert find(engine, conv_ids.user_id, "alpha") == []
+        assert [h.message_id for h in find(engine, conv_ids.user_id, "beta")] == [reply]
+
     def test_the_greeting_is_never_a_result(self, engine: Engine, conv_ids: Ids) -> None:
         with Session(engine) as s:
             greeting = s.connection().execute(text("SELECT content FROM messages")).scalar_one()
