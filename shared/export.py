@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -202,5 +203,6 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9]+")
 
 def filename(conv: Conversation, extension: str) -> str:
     """An ASCII file name from the title: safe in a Content-Disposition header on any OS."""
-    slug = _UNSAFE.sub("-", conv.title or "").strip("-").lower()[:40].rstrip("-")
+    ascii_title = unicodedata.normalize("NFKD", conv.title or "").encode("ascii", "ignore")
+    slug = _UNSAFE.sub("-", ascii_title.decode()).strip("-").lower()[:40].rstrip("-")
     return f"conversation-{conv.id}{'-' + slug if slug else ''}.{extension}"
