@@ -1,4 +1,5 @@
-"""Per-user limits on turns: a rate per minute (Redis counter) and a concurrency cap (database)."""
+"""Per-user limits on turns: a rate per minute (Redis counter), a concurrency cap and a monthly
+token budget (database)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlmodel import Session, col, select
 from shared.config import Settings
 from shared.errors import RateLimited
 from shared.models import ACTIVE_TURN_STATUSES, Turn, User
+from shared.usage import check_budget
 
 
 def rate_key(user_id: int, minute: int) -> str:
@@ -43,3 +45,11 @@ def check_concurrent_turns(session: Session, settings: Settings, user_id: int) -
             "Too many replies in progress: the limit is "
             f"{settings.max_concurrent_turns_per_user} at once"
         )
+
+
+def check_new_turn(session: Session, settings: Settings, user_id: int) -> None:
+    """May this user start another turn: under the concurrency cap and within their monthly
+    token budget (RateLimited / BudgetExhausted otherwise), checked in the transaction that
+    would store it, so a refusal stores nothing."""
+    check_concurrent_turns(session, settings, user_id)
+    check_budget(session, settings, user_id)

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
 from shared.config import Settings
-from shared.conversations import active_turn
+from shared.conversations import active_turn, storable_id
 from shared.db import read_scope
 from shared.errors import NotFound
 from shared.group_commit import Writes
@@ -38,7 +38,7 @@ def _find_turn(conversation_id: int, turn_id: int | None) -> Turn | None:
     with read_scope() as session:
         if turn_id is None:
             return active_turn(session, conversation_id)
-        turn = session.get(Turn, turn_id)
+        turn = session.get(Turn, turn_id) if storable_id(turn_id) else None
         return turn if turn is not None and turn.conversation_id == conversation_id else None
 
 

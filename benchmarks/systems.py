@@ -37,6 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 LIMITS_ENV = {
     "ASSISTANT_TURNS_PER_MINUTE": "1000000",
     "ASSISTANT_MAX_CONCURRENT_TURNS_PER_USER": "1000",
+    # The baseline writes no titles, and the stand-in only streams: one short request per
+    # conversation, after its first reply, that the comparison leaves out.
+    "ASSISTANT_TITLE_MODEL": "off",
 }
 PROJECT = "bench"
 

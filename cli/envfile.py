@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from shared.config import Settings
@@ -49,6 +50,10 @@ def env_name(field_name: str) -> str:
 
 
 def env_value(value: Any) -> str:
+    if isinstance(value, dict):
+        # JSON in single quotes: read literally by docker compose and by shells.
+        compact = json.dumps(_plain(value), separators=(",", ":"))
+        return f"'{compact}'"
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     if isinstance(value, bool):
@@ -57,6 +62,15 @@ def env_value(value: Any) -> str:
         return str(value)
     text = str(value)
     return json.dumps(text) if any(c in text for c in " #'\"") else text
+
+
+def _plain(value: Any) -> Any:
+    """Settings values as JSON-able data (models within a mapping become dicts)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    return value
 
 
 def _entry(name: str, value: str, description: str) -> str:

@@ -22,7 +22,9 @@ app = typer.Typer(
     help="Project assistant: chat with Claude about your projects.", no_args_is_help=True
 )
 projects_app = typer.Typer(help="Register, list and remove projects.", no_args_is_help=True)
-users_app = typer.Typer(help="Create and list users.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Create and list users; their token usage and budgets.", no_args_is_help=True
+)
 tokens_app = typer.Typer(help="Issue, list and revoke API tokens.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 config_app = typer.Typer(help="The service's settings.", no_args_is_help=True)
@@ -347,6 +349,62 @@ def users_list() -> None:
     with session_scope() as session:
         for u in session.exec(select(User).order_by(User.name)).all():
             typer.echo(f"{u.name}\t{'admin' if u.is_admin else 'user'}")
+
+
+@users_app.command("set-budget")
+@friendly
+def users_set_budget(
+    name: str,
+    tokens: Annotated[
+        str,
+        typer.Argument(
+            help="Tokens per calendar month (0: unlimited), or `default` for "
+            "ASSISTANT_USER_MONTHLY_TOKENS"
+        ),
+    ],
+) -> None:
+    """Set user NAME's monthly token budget, overriding ASSISTANT_USER_MONTHLY_TOKENS."""
+    from shared.usage import set_budget
+
+    value = tokens.strip().lower()
+    if value != "default" and not value.isdigit():
+        typer.echo("error: TOKENS is a number of tokens (0: unlimited) or `default`", err=True)
+        raise typer.Exit(2)
+    budget = None if value == "default" else int(value)
+    with session_scope() as session:
+        set_budget(session, auth.get_user(session, name), budget)
+    if budget is None:
+        shown = f"the default ({get_settings().user_monthly_tokens or 'unlimited'})"
+    else:
+        shown = f"{budget} tokens a month" if budget else "unlimited"
+    typer.echo(f"{name}: budget {shown}")
+
+
+@users_app.command("usage")
+@friendly
+def users_usage(
+    month: Annotated[
+        str | None, typer.Option(help="YYYY-MM (UTC); default: the current month")
+    ] = None,
+) -> None:
+    """List every user's tokens, cost and budget in a month."""
+    from shared.usage import Usage, all_month_usage, budget_of, current_month, parse_month
+
+    settings = get_settings()
+    chosen = parse_month(month) if month else current_month()
+    with session_scope() as session:
+        spent = all_month_usage(session, chosen)
+        users = session.exec(select(User).order_by(User.name)).all()
+        typer.echo(f"usage in {chosen} (UTC)")
+        typer.echo("user\ttokens\tcost_usd\tbudget")
+        for u in users:
+            assert u.id is not None
+            used = spent.get(u.id, Usage())
+            budget = budget_of(settings, u)
+            typer.echo(
+                f"{u.name}\t{used.tokens}\t{used.cost_usd:.4f}"
+                f"\t{budget if budget is not None else 'unlimited'}"
+            )
 
 
 @tokens_app.command("add")

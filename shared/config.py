@@ -6,12 +6,42 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.tools.limits import DENY_GLOBS
 
 DEFAULT_DATA_DIR = Path(".assistant")
+TITLES_OFF = "off"  # ASSISTANT_TITLE_MODEL=off: no model-written titles
+
+
+class ModelPrice(BaseModel):
+    """What a model charges, in US dollars per million tokens of each kind."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+
+
+def default_model_prices() -> dict[str, ModelPrice]:
+    """Anthropic's list prices for current Claude models (cache writes at the 5-minute rate).
+    A model id with a date suffix (claude-sonnet-4-5-20250929) takes its family's price."""
+
+    def price(inp: float, out: float) -> ModelPrice:
+        return ModelPrice(input=inp, output=out, cache_read=inp / 10, cache_write=inp * 1.25)
+
+    return {
+        "claude-opus-4-5": price(5, 25),
+        "claude-opus-4-1": price(15, 75),
+        "claude-opus-4": price(15, 75),
+        "claude-sonnet-4-5": price(3, 15),
+        "claude-sonnet-4": price(3, 15),
+        "claude-3-7-sonnet": price(3, 15),
+        "claude-haiku-4-5": price(1, 5),
+        "claude-3-5-haiku": price(0.8, 4),
+        "claude-3-haiku": price(0.25, 1.25),
+    }
 
 
 class Settings(BaseSettings):
@@ -63,6 +93,17 @@ class Settings(BaseSettings):
         True,
         description="Send tools, system prompt and history as a cached prefix "
         "(cache_control breakpoints).",
+    )
+    title_model: str = Field(
+        "claude-haiku-4-5",
+        description="Model that writes a conversation's title after its first reply "
+        "(`off`: keep the first 50 characters of the first question).",
+    )
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=default_model_prices,
+        description="Prices per model in USD per million tokens, as JSON {model: {input, "
+        "output, cache_read, cache_write}}; a reply's cost is computed from it (a model not "
+        "listed costs 0). Replaces the built-in table.",
     )
     max_tokens_continuations: int = Field(
         1, description="A reply cut off at max_tokens is continued this many times (0: never)."
@@ -159,6 +200,12 @@ class Settings(BaseSettings):
     max_concurrent_turns_per_user: int = Field(
         3, description="Replies one user may have running at once."
     )
+    user_monthly_tokens: int = Field(
+        0,
+        description="Tokens (input, output, cache reads and writes) one user may spend per "
+        "calendar month (UTC) before new messages are refused; 0: unlimited. An "
+        "administrator sets a user's own with `assistant users set-budget`.",
+    )
 
     # Operations.
     log_format: Literal["text", "json"] = Field(
@@ -207,6 +254,10 @@ class Settings(BaseSettings):
             extra = [g for g in self.tool_deny_globs if g not in DENY_GLOBS]
             self.tool_deny_globs = [*DENY_GLOBS, *extra]
         return self
+
+    @property
+    def titles_on(self) -> bool:
+        return self.title_model.strip().lower() != TITLES_OFF
 
     @property
     def redis_dsn(self) -> str:

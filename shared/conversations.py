@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
+from shared import branches
 from shared.errors import Conflict, NotFound
 from shared.models import (
     ACTIVE_TURN_STATUSES,
@@ -21,7 +25,13 @@ from shared.protocol import greeting
 
 TITLE_CHARS = 50  # as the original: the first 50 characters, then "..." (fits the 100 column)
 BUSY = "A reply is still being generated in this conversation; wait or cancel it"
-MAX_ID = 2**63 - 1  # the largest id either database can store (SQLite INTEGER, PG BIGINT)
+# The largest id both databases store: primary keys are INTEGER, 32-bit on PostgreSQL. A
+# larger id (valid in the protocol) cannot name a row, and PostgreSQL refuses to compare it.
+MAX_ID = 2**31 - 1
+
+
+def storable_id(value: int) -> bool:
+    return 0 < value <= MAX_ID
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,7 @@ def add_greeting(session: Session, conv: Conversation) -> Message:
     msg = Message(conversation_id=conv.id, role="assistant", content=greeting(conv.project_name))
     session.add(msg)
     session.flush()
+    conv.active_leaf_id = msg.id
     return msg
 
 
@@ -60,8 +71,8 @@ def get_conversation(
     session: Session, conversation_id: int, project_name: str, user_id: int
 ) -> Conversation:
     """The caller's conversation in this project; anything else is indistinguishable from absent."""
-    if not 0 < conversation_id <= MAX_ID:
-        # No such row can exist, and SQLite cannot even bind an integer past 64 bits.
+    if not storable_id(conversation_id):
+        # No such row can exist (and the database would refuse the comparison).
         raise NotFound("Conversation not found")
     conv = session.get(Conversation, conversation_id)
     if conv is None or conv.project_name != project_name or conv.user_id != user_id:
@@ -122,6 +133,16 @@ class NewTurn:
     created: bool  # False when client_message_id named a turn that already exists
 
 
+class AtEnd(enum.Enum):
+    """The type of AT_END (an enum member, so type checkers can tell it from an id)."""
+
+    token = "at end"
+
+
+# A new question's default place: after the end of the path shown (UserMsg without parent_id).
+AT_END: Final = AtEnd.token
+
+
 def turn_by_client_id(
     session: Session, conversation_id: int, client_message_id: str | None
 ) -> Turn | None:
@@ -139,29 +160,86 @@ def start_turn(
     conv: Conversation,
     content: str,
     client_message_id: str | None = None,
+    *,
+    parent_id: int | AtEnd | None = AT_END,
 ) -> NewTurn:
-    """Store the user message and a queued turn, atomically; one active turn per conversation."""
+    """Store the user message and a queued turn, atomically; one active turn per conversation.
+
+    The question goes after `parent_id` (a reply or the greeting of this conversation; None:
+    the root; AT_END: the end of the path shown) and becomes the active leaf."""
+    conv_id = conv.id
+    assert conv_id is not None
+    found = _existing_turn(session, conv_id, client_message_id)
+    if found is not None:
+        return found
+    parent = branches.question_parent(
+        session,
+        conv_id,
+        None if isinstance(parent_id, AtEnd) else parent_id,
+        explicit=not isinstance(parent_id, AtEnd),
+        active_leaf_id=conv.active_leaf_id,
+    )
+
+    def question() -> int:
+        user_msg = Message(conversation_id=conv_id, parent_id=parent, role="user", content=content)
+        session.add(user_msg)
+        session.flush()
+        assert user_msg.id is not None
+        return user_msg.id
+
+    new = _insert_turn(session, conv, question, client_message_id)
+    if new.created and conv.title is None:
+        conv.title = title_for(content)
+    return new
+
+
+def start_regenerate(
+    session: Session, conv: Conversation, reply_id: int, client_message_id: str | None = None
+) -> NewTurn:
+    """A queued turn answering again the question of reply `reply_id` (its reply will be a
+    sibling of that reply); the question becomes the active leaf. One active turn per
+    conversation, as for a new question."""
     assert conv.id is not None
-    existing = turn_by_client_id(session, conv.id, client_message_id)
+    found = _existing_turn(session, conv.id, client_message_id)
+    if found is not None:
+        return found
+    question_id = branches.question_to_regenerate(session, conv.id, reply_id).id
+    assert question_id is not None
+    return _insert_turn(session, conv, lambda: question_id, client_message_id)
+
+
+def _existing_turn(
+    session: Session, conversation_id: int, client_message_id: str | None
+) -> NewTurn | None:
+    """The turn a repeated client_message_id names; Conflict while another turn is active."""
+    existing = turn_by_client_id(session, conversation_id, client_message_id)
     if existing is not None:
         return NewTurn(existing, created=False)
-    active = active_turn(session, conv.id)
+    active = active_turn(session, conversation_id)
     if active is not None:
         if client_message_id is not None and active.client_message_id == client_message_id:
             return NewTurn(active, created=False)  # its twin committed a moment ago
         raise Conflict(BUSY)
+    return None
+
+
+def _insert_turn(
+    session: Session,
+    conv: Conversation,
+    question: Callable[[], int],
+    client_message_id: str | None,
+) -> NewTurn:
+    """The queued turn for the question `question()` stores or names, in one savepoint."""
+    assert conv.id is not None
     assert conv.user_id is not None
     try:
         # A savepoint: losing a race to one of the unique indexes leaves nothing behind.
         with session.begin_nested():
-            user_msg = Message(conversation_id=conv.id, role="user", content=content)
-            session.add(user_msg)
-            session.flush()
-            assert user_msg.id is not None
+            question_id = question()
             turn = Turn(
                 conversation_id=conv.id,
                 user_id=conv.user_id,
-                user_message_id=user_msg.id,
+                user_message_id=question_id,
                 client_message_id=client_message_id,
             )
             session.add(turn)
@@ -173,8 +251,8 @@ def start_turn(
         if existing is not None:
             return NewTurn(existing, created=False)
         raise Conflict(BUSY) from None
-    if conv.title is None:
-        conv.title = title_for(content)
+    # The path shown goes through the question now: its reply continues it when it exists.
+    conv.active_leaf_id = question_id
     touch(conv)
     return NewTurn(turn, created=True)
 
@@ -185,3 +263,23 @@ def is_finished(turn: Turn) -> bool:
 
 def assistant_reply(session: Session, turn_id: int) -> Message | None:
     return session.exec(select(Message).where(Message.turn_id == turn_id)).first()
+
+
+SWITCH_WHILE_BUSY = "A reply is still being generated in this conversation; wait or cancel it first"
+
+
+def switch_branch(session: Session, conv: Conversation, message_id: int) -> None:
+    """Show the branch through `message_id` (a message of this conversation): it becomes the
+    active leaf. Refused while a reply is being written, whose branch is the one shown."""
+    assert conv.id is not None
+    # PostgreSQL: hold the conversation until commit, so a turn starting meanwhile sets its
+    # own question as the leaf after this, never before (SQLite serialises writers already).
+    session.exec(
+        select(Conversation.id).where(Conversation.id == conv.id).with_for_update()
+    ).first()
+    if branches.own_message(session, conv.id, message_id) is None:
+        raise NotFound(branches.MESSAGE_NOT_FOUND)
+    if active_turn(session, conv.id) is not None:
+        raise Conflict(SWITCH_WHILE_BUSY)
+    conv.active_leaf_id = message_id
+    session.add(conv)

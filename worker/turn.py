@@ -7,6 +7,11 @@ closes it. However the attempt ends, it ends through `shared.turns.ending`, and
 `TurnSuperseded` (another attempt owns the turn now) is caught here, in one place. The one
 other way out is a worker shutting down (worker/drain.py): then the stopped attempt is handed
 back for another worker to re-run.
+
+The tokens the model reports are summed over the turn's rounds (worker/usage.py) and stored,
+priced, with the reply's ending. After a conversation's first reply has ended, a task of its
+own asks the title model for the conversation's title (shared/titles.py): the terminal chunk
+never waits for it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import asyncio
 import itertools
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,8 +29,8 @@ import anthropic
 from sqlmodel import Session
 
 from shared.backlog import BACKLOG_TOOL_NAMES, has_backlog, run_backlog_tool
+from shared.branches import load_tree
 from shared.config import Settings
-from shared.conversations import messages_of
 from shared.errors import AssistantError
 from shared.logs import bind_turn, turn_scope
 from shared.models import Conversation, Message, StopReason, Turn
@@ -33,6 +38,7 @@ from shared.projects import get_project, project_root
 from shared.prompt import history_messages, system_prompt
 from shared.protocol import Chunk
 from shared.references import check_references
+from shared.titles import write_title
 from shared.tools import TOOL_SCHEMAS, ToolError, ToolLimits, limits_from_settings, run_tool
 from shared.turns import ending, state
 from shared.turns.ending import Ending, end_turn
@@ -54,6 +60,7 @@ from worker.reply import Reply, Round, TextOut, fold
 from worker.request import Toolset, request_params, tool_definitions
 from worker.rounds import CONTEXT_EXCEEDED, Dialogue
 from worker.supervisor import beat
+from worker.usage import TurnUsage
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +162,42 @@ async def _execute(ctx: WorkerContext, turn_id: int, attempt: int) -> str:
             await _hand_back(ctx, turn_id, attempt, run.publisher.seq)
         else:
             await _end(ctx, outcome, turn_id, attempt, run.publisher.seq)
+            if outcome.name == "completed" and _may_need_title(ctx, job):
+                _start_title(ctx, job, run.reply.text)
         return outcome.name
     finally:
         # Only our own entry: a later attempt of this turn may be running in this process.
         if ctx.active.get(turn_id) is stop:
             del ctx.active[turn_id]
+
+
+# Title tasks in flight: held here so they are not garbage-collected before they finish.
+_titles: set[asyncio.Task[None]] = set()
+
+
+def _may_need_title(ctx: WorkerContext, job: TurnJob) -> bool:
+    """Only a conversation's first question is sent without history: any other turn is not
+    its first reply and needs no title, known without asking the database (`write_title`
+    checks the rest: the first complete reply, a title still automatic)."""
+    return ctx.settings.titles_on and len(job.messages) == 1
+
+
+def _start_title(ctx: WorkerContext, job: TurnJob, answer: str) -> None:
+    """Title the conversation after its first reply, off the reply's path: the terminal chunk
+    is already out, and the turn's attempt returns without waiting for this."""
+    task = asyncio.create_task(
+        write_title(
+            ctx.anthropic,
+            ctx.settings,
+            ctx.db,
+            conversation_id=job.conversation_id,
+            turn_id=job.turn_id,
+            answer=answer,
+        ),
+        name=f"title-{job.turn_id}",
+    )
+    _titles.add(task)
+    task.add_done_callback(_titles.discard)
 
 
 async def _hand_back(ctx: WorkerContext, turn_id: int, attempt: int, seq: int) -> None:
@@ -207,8 +245,8 @@ def load_turn(
         ) from None
     reply = state.reset_reply(session, turn)
     assert reply.id is not None
-    cutoff = user_msg.id or 0
-    previous = [m for m in messages_of(session, conv.id or 0) if (m.id or 0) < cutoff]
+    # Only the question's own branch: its ancestors, never a sibling's replies or questions.
+    previous = load_tree(session, turn.conversation_id).ancestors(user_msg)[:-1]
     return TurnJob(
         turn_id=turn_id,
         attempt=attempt,
@@ -276,6 +314,7 @@ class TurnRun:
         self.turn_id = job.turn_id
         self.attempt = job.attempt
         self.reply = Reply()
+        self.usage = TurnUsage()
         self._dirty = False
         self._claimed_at = time.monotonic()
         self._first_chunk = True
@@ -315,7 +354,7 @@ class TurnRun:
             await self.coalescer.flush()  # what was said before the end goes out before it
         finally:
             await self.coalescer.aclose()
-        text = ReplyText(self.job.reply_id, self.reply.text, list(self.reply.tool_calls))
+        text = self._reply_text()
         if converse in done:
             if error is not None:
                 return ending.failed(text, describe_error(error, self.job.turn_id))
@@ -355,7 +394,10 @@ class TurnRun:
             async with stream:
                 async for event in stream:
                     if event.type == "message_start":
+                        self.usage.observe(event)
                         self._log_usage(round_no, event.message.usage)
+                    elif event.type == "message_delta":
+                        self.usage.observe(event)
                     for out in fold(self.reply, rnd, event):
                         self._dirty = True
                         if isinstance(out, TextOut):
@@ -374,8 +416,19 @@ class TurnRun:
                     await self._say(STOPPED_LOOKING.format(n=self.ctx.settings.max_tool_rounds))
                 return
 
+    def _reply_text(self) -> ReplyText:
+        """The reply as it ends, with the usage of all its rounds, priced by its model."""
+        model = self.usage.model or self.ctx.settings.model
+        return ReplyText(
+            self.job.reply_id,
+            self.reply.text,
+            list(self.reply.tool_calls),
+            usage=self.usage.total().priced(self.ctx.settings, model),
+            model=model,
+        )
+
     def _log_usage(self, round_no: int, usage: Any) -> None:
-        """Prompt-cache reads and writes of each round (summing usage is not done here)."""
+        """Prompt-cache reads and writes of each round (the turn's sum is stored with it)."""
         log.info(
             "turn %s round %s: input %s, cache read %s, cache write %s",
             self.job.turn_id,
@@ -401,7 +454,7 @@ class TurnRun:
             # Checking references is a courtesy: it must never cost the reply.
             log.warning("turn %s: references not checked", self.job.turn_id, exc_info=True)
             refs = []
-        return ReplyText(text.message_id, text.content, text.tool_calls, refs, self.stop_reason)
+        return replace(text, references=refs, stop_reason=self.stop_reason)
 
     async def _emit_text(self, text: str) -> None:
         await self._publish(Chunk(type="text", content=text))

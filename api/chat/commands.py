@@ -1,4 +1,5 @@
-"""The chat commands a WebSocket client sends: start, message, resume, cancel (and ping).
+"""The chat commands a WebSocket client sends: start, message, regenerate, resume, cancel (and
+ping).
 
 Each validates, persists through `api.chat.store`, enqueues by id, and follows the turn's
 chunks from the relay; none of them waits for a reply to finish.
@@ -17,6 +18,7 @@ from api.chat import last_conversation, store
 from api.chat.connection import Connection
 from api.limits import check_turn_allowed
 from api.turns import cancel_turn, enqueue_or_fail
+from shared.conversations import AT_END
 from shared.errors import NotFound
 from shared.group_commit import GroupCommit
 from shared.logs import turn_scope
@@ -25,6 +27,7 @@ from shared.protocol import (
     Chunk,
     ClientMsg,
     PingMsg,
+    RegenerateMsg,
     ResumeMsg,
     StartMsg,
     UserMsg,
@@ -38,7 +41,7 @@ NO_SESSION = "No active session. Send 'start' first."
 
 async def handle(conn: Connection, msg: ClientMsg) -> None:
     if isinstance(msg, StartMsg | ResumeMsg | CancelMsg):
-        # `message` re-checks in its own transaction (store.begin_turn).
+        # `message` and `regenerate` re-check in their own transaction (store.begin_turn).
         await run_in_threadpool(
             store.recheck_credential, conn.settings, conn.credential, conn.user_id
         )
@@ -55,6 +58,8 @@ async def handle(conn: Connection, msg: ClientMsg) -> None:
             await conn.error("Missing or invalid conversation_id or turn_id for resume")
     elif isinstance(msg, UserMsg):
         await message(conn, msg)
+    elif isinstance(msg, RegenerateMsg):
+        await regenerate(conn, msg)
     elif isinstance(msg, CancelMsg):
         conv_id = await current_conversation(conn)
         await cancel_turn(conn.ws.app.state.redis, conn.settings, _db(conn), conv_id, msg.turn_id)
@@ -133,6 +138,25 @@ async def message(conn: Connection, msg: UserMsg) -> None:
     if len(content) > limit:
         await conn.error(f"Message too long ({len(content)} characters; the limit is {limit})")
         return
+    # Absent: after the end of the path shown; an explicit null: from the start.
+    explicit = "parent_id" in msg.model_fields_set
+    ask = store.Ask(content, msg.parent_id if explicit else AT_END)
+    await begin(conn, conv_id, ask, msg.client_message_id)
+
+
+async def regenerate(conn: Connection, msg: RegenerateMsg) -> None:
+    conv_id = await current_conversation(conn)
+    await begin(conn, conv_id, store.Regenerate(msg.message_id), msg.client_message_id)
+
+
+async def begin(
+    conn: Connection,
+    conv_id: int,
+    request: store.Ask | store.Regenerate,
+    client_message_id: str | None,
+) -> None:
+    """Start a turn (a question, or a reply answered again) and follow it: the same checks,
+    acceptance and streaming for both."""
     redis = conn.ws.app.state.redis
     await check_turn_allowed(redis, conn.settings, conn.user_id)
     begun = await _db(conn).write(
@@ -143,8 +167,8 @@ async def message(conn: Connection, msg: UserMsg) -> None:
             conn.user_id,
             conn.project,
             conv_id,
-            content,
-            msg.client_message_id,
+            request,
+            client_message_id,
         )
     )
     # Lines about this turn, here and in its follower, carry its ids (shared/logs.py).
@@ -156,7 +180,9 @@ async def message(conn: Connection, msg: UserMsg) -> None:
                     type="message_accepted",
                     turn_id=begun.turn_id,
                     conversation_id=conv_id,
-                    client_message_id=msg.client_message_id,
+                    client_message_id=client_message_id,
+                    user_message_id=begun.user_message_id,
+                    parent_id=begun.parent_id,
                 )
             )
             follower = conn.follow(begun.turn_id, 0, new_turn=begun.created)

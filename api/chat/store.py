@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from api.deps import current_user, resolve_user
-from api.limits import check_concurrent_turns
+from api.limits import check_new_turn
 from shared import conversations as convs
 from shared.config import Settings
 from shared.db import read_scope
 from shared.errors import NotFound, Unauthorized
-from shared.models import Turn, TurnStatus
+from shared.models import Message, Turn, TurnStatus
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def owns_conversation(user_id: int, project: str, conversation_id: int) -> bool:
 def load_turn(user_id: int, project: str, turn_id: int) -> Turn:
     """The caller's turn in this project (anything else is indistinguishable from absent)."""
     with read_scope() as session:
-        turn = session.get(Turn, turn_id)
+        turn = session.get(Turn, turn_id) if convs.storable_id(turn_id) else None
         if turn is None or turn.user_id != user_id:
             raise NotFound("Turn not found")
         # The turn must belong to this project too (the conversation check covers the user).
@@ -71,6 +71,23 @@ class Begun:
     turn_id: int
     created: bool  # False: the same client_message_id named a turn that already exists
     dispatch_attempt: int  # the attempt to hand to the broker if it still waits, else 0
+    user_message_id: int  # the question the turn answers
+    parent_id: int | None  # the question's parent (None: it starts the conversation)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A new question, after `parent_id` (AT_END: the end of the path shown)."""
+
+    content: str
+    parent_id: int | convs.AtEnd | None = convs.AT_END
+
+
+@dataclass(frozen=True)
+class Regenerate:
+    """Answer the question of reply `reply_id` again."""
+
+    reply_id: int
 
 
 def begin_turn(
@@ -79,19 +96,33 @@ def begin_turn(
     user_id: int,
     project: str,
     conversation_id: int,
-    content: str,
+    request: Ask | Regenerate,
     client_message_id: str | None,
     session: Session,
 ) -> Begun:
-    """Store the question and its queued turn, after re-checking the credential and limits
-    (a write: through the group commit)."""
+    """Store the question (or, to regenerate, name the existing one) and its queued turn,
+    after re-checking the credential and limits (a write: through the group commit)."""
     if resolve_user(session, settings, credential).id != user_id:
         raise Unauthorized("Invalid or revoked token")
     conv = convs.get_conversation(session, conversation_id, project, user_id)
     assert conv.id is not None
     if convs.turn_by_client_id(session, conv.id, client_message_id) is None:
-        check_concurrent_turns(session, settings, user_id)
-    new = convs.start_turn(session, conv, content, client_message_id)
-    assert new.turn.id is not None
-    waiting = new.turn.status == TurnStatus.queued
-    return Begun(new.turn.id, new.created, new.turn.attempt if waiting else 0)
+        check_new_turn(session, settings, user_id)
+    if isinstance(request, Regenerate):
+        new = convs.start_regenerate(session, conv, request.reply_id, client_message_id)
+    else:
+        new = convs.start_turn(
+            session, conv, request.content, client_message_id, parent_id=request.parent_id
+        )
+    turn = new.turn
+    assert turn.id is not None
+    question = session.get(Message, turn.user_message_id)
+    assert question is not None
+    waiting = turn.status == TurnStatus.queued
+    return Begun(
+        turn.id,
+        new.created,
+        turn.attempt if waiting else 0,
+        user_message_id=turn.user_message_id,
+        parent_id=question.parent_id,
+    )

@@ -11,6 +11,7 @@ from api.routes import (
     projects,
     search,
     sessions,
+    usage,
     ws,
 )
 
@@ -24,6 +25,7 @@ for module in (
     files,
     search,
     sessions,
+    usage,
     ws,
 ):
     api_router.include_router(module.router)

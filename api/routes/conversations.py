@@ -6,23 +6,26 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, ReadSessionDep, RedisDep, SessionDep, SettingsDep
 from api.schemas import (
+    ActiveLeaf,
     ConversationDetail,
     ConversationMessage,
     ConversationSummary,
     Success,
     TurnPublic,
+    UsageTotals,
     iso,
 )
 from api.turns import cancel_turn
+from shared import branches, projects
 from shared import conversations as convs
-from shared import projects
 from shared.db import read_scope
 from shared.errors import Conflict
-from shared.models import Conversation, Turn
+from shared.models import Conversation, Message, Turn
 
 router = APIRouter(prefix="/api/assistant/conversations", tags=["assistant-chat"])
 
@@ -72,32 +75,82 @@ def create_conversation(
 def get_conversation(
     project_name: str, conversation_id: ConversationId, session: ReadSessionDep, user: CurrentUser
 ) -> ConversationDetail:
-    """A conversation with all its messages (replies still streaming show their text so far)."""
+    """A conversation's active path, with each message's siblings and usage (replies still
+    streaming show their text so far)."""
     projects.get_project(session, project_name)
     assert user.id is not None
     conv = convs.get_conversation(session, conversation_id, project_name, user.id)
-    active = convs.active_turn(session, conversation_id)
+    return _detail(session, conv)
+
+
+@router.put("/{project_name}/{conversation_id}/active_leaf", response_model=ConversationDetail)
+def put_active_leaf(
+    project_name: str,
+    conversation_id: ConversationId,
+    body: ActiveLeaf,
+    session: SessionDep,
+    user: CurrentUser,
+) -> ConversationDetail:
+    """Switch branches: show the path through a message (not while a reply is being written)."""
+    projects.get_project(session, project_name)
+    assert user.id is not None
+    conv = convs.get_conversation(session, conversation_id, project_name, user.id)
+    convs.switch_branch(session, conv, body.message_id)
+    session.commit()
+    return _detail(session, conv)
+
+
+def _detail(session: Session, conv: Conversation) -> ConversationDetail:
+    assert conv.id is not None
+    tree = branches.load_tree(session, conv.id)
+    active = convs.active_turn(session, conv.id)
+    path = tree.path(conv.active_leaf_id)
+    if active is not None and not any(m.turn_id == active.id for m in tree.by_id.values()):
+        path = branches.cut_at_pending(path, active.user_message_id)
+    leaf = tree.leaf(conv.active_leaf_id)
+    everything = tree.by_id.values()
     return ConversationDetail(
-        id=conversation_id,
+        id=conv.id,
         project_name=conv.project_name,
         title=conv.title,
         created_at=iso(conv.created_at),
         updated_at=iso(conv.updated_at),
-        messages=[
-            ConversationMessage(
-                id=m.id or 0,
-                role=m.role,
-                content=m.content,
-                timestamp=iso(m.created_at),
-                status=m.status,
-                tool_calls=m.tool_calls or [],
-                turn_id=m.turn_id,
-                references=m.references,
-                stop_reason=m.stop_reason,
-            )
-            for m in convs.messages_of(session, conversation_id)
-        ],
+        messages=[_message(tree, m) for m in path],
         active_turn_id=active.id if active else None,
+        active_leaf_id=leaf.id if leaf else None,
+        title_source=conv.title_source,
+        usage=UsageTotals(
+            input_tokens=sum(m.input_tokens for m in everything),
+            output_tokens=sum(m.output_tokens for m in everything),
+            cache_read_tokens=sum(m.cache_read_tokens for m in everything),
+            cache_write_tokens=sum(m.cache_write_tokens for m in everything),
+            cost_usd=sum(m.cost_usd for m in everything),
+        ),
+    )
+
+
+def _message(tree: branches.Tree, m: Message) -> ConversationMessage:
+    assert m.id is not None
+    siblings = tree.sibling_ids(m)
+    return ConversationMessage(
+        id=m.id,
+        role=m.role,
+        content=m.content,
+        timestamp=iso(m.created_at),
+        status=m.status,
+        tool_calls=m.tool_calls or [],
+        turn_id=m.turn_id,
+        references=m.references,
+        stop_reason=m.stop_reason,
+        parent_id=tree.parent_of(m),
+        sibling_ids=siblings,
+        sibling_index=siblings.index(m.id),
+        model=m.model,
+        input_tokens=m.input_tokens,
+        output_tokens=m.output_tokens,
+        cache_read_tokens=m.cache_read_tokens,
+        cache_write_tokens=m.cache_write_tokens,
+        cost_usd=m.cost_usd,
     )
 
 

@@ -37,9 +37,15 @@ Behaviour is deterministic and driven by directives in the last user message tha
 - a request ending with an assistant message is refused (400), as the newest models refuse
   prefill, except the continuation of a paused turn
 
+A title request (its system prompt begins with ``You write the titles of conversations``, no
+tools: shared/titles.py) is answered with the first words of the question in its
+``<question>`` tags, directives left out (titles.py); ``[[title-error]]`` in that question makes
+it fail with HTTP 529 instead, ``[[title-stall:S]]`` answers it after S seconds.
+
 Usage in ``message_start`` simulates prompt caching (cache.py): the prefix up to each
 ``cache_control`` breakpoint is cached, and a later request whose prefix matches reports
-``cache_read_input_tokens`` (and ``cache_creation_input_tokens`` for what it wrote).
+``cache_read_input_tokens`` (and ``cache_creation_input_tokens`` for what it wrote);
+``message_delta`` reports the response's ``output_tokens``, as the Messages API does.
 
 Content directives (text, tool, echo, barrier, say, stop, web) combine in the final text in the
 order web results, barrier, echo, tool summary, say, words. Without any content directive the
@@ -48,7 +54,8 @@ tool result; where the request offers autocoder's backlog tools, "what should be
 and "add a feature for X" use them (backlog_demo.py).
 
 Besides ``POST /v1/messages``: ``GET /_requests`` (the last 1000 request bodies with a subset of
-their headers, keys redacted, and the ``usage`` reported to each one answered), ``DELETE
+their headers, keys redacted, and the ``usage`` reported to each one answered: message_start's
+counts plus message_delta's ``output_tokens``), ``DELETE
 /_requests`` (clear them) and ``GET /_stats`` (counters: total_requests, statuses,
 streams_open/_max/_total, in_flight_* for non-streaming, barrier_open).
 Retryable errors carry ``retry-after-ms: 1``: the SDK ignores a retry-after of 0 (it then backs

@@ -36,6 +36,7 @@ from shared.demo_model.blocks import (
 )
 from shared.demo_model.cache import PromptCache
 from shared.demo_model.planning import json_chunks, plan_reply, text_chunks, with_prefix_text
+from shared.demo_model.titles import is_title_request, title_plan
 
 MIDSTREAM = "Overloaded (demo model [[error-midstream]])"
 ERROR_TYPES = {
@@ -190,6 +191,8 @@ def _deltas(block: Block) -> list[dict[str, Any]]:
 async def _sse_events(
     state: _State, plan: ReplyPlan, body: Mapping[str, Any], msg_id: str, usage: dict[str, Any]
 ) -> AsyncGenerator[bytes, None]:
+    """The response as SSE events. The output tokens reported in message_delta are added to
+    `usage` (the request's recorded entry), so a test sees everything a turn was told."""
     yield _sse("message_start", message=_message(msg_id, body, plan.blocks, None, usage))
     blocks, sent = await _hold(state, plan), 0
     for index, block in enumerate(blocks):
@@ -211,6 +214,7 @@ async def _sse_events(
     if plan.stop_details is not None:
         ending["stop_details"] = plan.stop_details
     end_usage: dict[str, Any] = {"output_tokens": _output_tokens(blocks)}
+    usage["output_tokens"] = end_usage["output_tokens"]
     if (server := _server_tool_use(blocks)) is not None:
         end_usage["server_tool_use"] = server
     yield _sse("message_delta", delta=ending, usage=end_usage)
@@ -264,7 +268,8 @@ async def _messages(request: Request) -> Response:
 
 async def _answer(state: _State, body: Any, retry_count: str, entry: dict[str, Any]) -> Response:
     try:
-        plan = plan_reply(body, int(retry_count) if retry_count.isdigit() else 0)
+        retries = int(retry_count) if retry_count.isdigit() else 0
+        plan = title_plan(body) if is_title_request(body) else plan_reply(body, retries)
         if plan.error_status is not None:
             return _error(plan.error_status, f"demo model: simulated HTTP {plan.error_status}")
         # Only a request that is answered reads and writes the prompt cache.
@@ -283,10 +288,9 @@ async def _answer(state: _State, body: Any, retry_count: str, entry: dict[str, A
         state.closed("in_flight", plan.barrier is not None)
     if plan.error_midstream:
         return _error(529, MIDSTREAM)
-    return JSONResponse(
-        _message(msg_id, body, blocks, plan.stop_reason, usage),
-        headers={"request-id": f"req_{msg_id}"},
-    )
+    message = _message(msg_id, body, blocks, plan.stop_reason, usage)
+    usage["output_tokens"] = message["usage"]["output_tokens"]
+    return JSONResponse(message, headers={"request-id": f"req_{msg_id}"})
 
 
 async def _requests(request: Request) -> Response:

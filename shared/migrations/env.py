@@ -30,6 +30,13 @@ def include_name(name: str | None, _type: str, _parent: object) -> bool:
 
 engine = make_engine(url)
 with engine.connect() as connection:
+    if connection.dialect.name == "sqlite":
+        # Batch mode rebuilds a table by copying it and dropping the original; with foreign
+        # keys enforced that DROP fails once other rows reference the table (turns ->
+        # messages). The pragma only works outside a transaction: set it before one begins.
+        connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+            "PRAGMA foreign_keys=OFF"
+        )
     context.configure(
         connection=connection,
         target_metadata=SQLModel.metadata,

@@ -7,10 +7,10 @@ other code publishes `response_done` or a turn's `error`.
 | ending               | who      | from            | stores                  | publishes          |
 |----------------------|----------|-----------------|-------------------------|--------------------|
 | completed()          | worker   | running         | reply: complete         | response_done      |
-| stopped()            | worker   | running         | reply so far: cancelled | response_done      |
-|                      |          |                 |                         |  (cancelled)       |
 |  (stop_reason,       |          |                 |  + references,          |  + references,     |
 |   references)        |          |                 |    stop_reason          |    stop_reason     |
+| stopped()            | worker   | running         | reply so far: cancelled | response_done      |
+|                      |          |                 |                         |  (cancelled)       |
 | refused(msg)         | worker   | running         | msg: refused (the       | error msg          |
 |                      |          |                 |  partial text dropped)  |  (stop_reason)     |
 | failed(msg)          | worker   | running         | reply so far: failed    | error msg          |
@@ -20,6 +20,9 @@ other code publishes `response_done` or a turn's `error`.
 |                      |          |                 |                         |  (cancelled)       |
 | lost()               | watchdog | running         | reply so far: failed    | error LOST         |
 | expired_in_queue()   | watchdog | queued          | earlier partial: failed | error EXPIRED      |
+
+The four worker endings of a reply (completed, stopped, refused, failed) also store its usage,
+model and cost; their `response_done` names the reply (`message_id`) and carries the usage.
 
 (A lost turn with attempts left is not ended: the watchdog re-queues it, `state.requeue_lost`,
 and announces `turn_restarted`.)
@@ -32,7 +35,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from sqlmodel import Session
@@ -111,12 +114,18 @@ def _bound(name: str, fn: Callable[..., int | None], chunk: Chunk, **kw: str) ->
     return Ending(name, transition, chunk)
 
 
+def _usage(reply: ReplyText) -> dict[str, Any] | None:
+    return None if reply.usage is None else reply.usage.as_dict()
+
+
 def completed(reply: ReplyText) -> Ending:
     done = Chunk(
         type="response_done",
         status="complete",
         stop_reason=reply.stop_reason,
         references=reply.references,
+        message_id=reply.message_id,
+        usage=_usage(reply),
     )
     return _reply_ending("completed", TurnStatus.complete, done, reply)
 
@@ -124,13 +133,25 @@ def completed(reply: ReplyText) -> Ending:
 def refused(reply: ReplyText, message: str) -> Ending:
     """Claude declined (stop reason `refusal`): what streamed is not kept as an answer; the
     reply stores `message` instead, marked refused, and the client gets it as an error."""
-    notice = ReplyText(reply.message_id, message, reply.tool_calls, stop_reason="refusal")
+    notice = ReplyText(
+        reply.message_id,
+        message,
+        reply.tool_calls,
+        stop_reason="refusal",
+        usage=reply.usage,
+        model=reply.model,
+    )
     chunk = error_chunk(message, stop_reason="refusal")
     return _reply_ending("refused", TurnStatus.failed, chunk, notice, MessageStatus.refused)
 
 
 def stopped(reply: ReplyText) -> Ending:
-    done = Chunk(type="response_done", status="cancelled")
+    done = Chunk(
+        type="response_done",
+        status="cancelled",
+        message_id=reply.message_id,
+        usage=_usage(reply),
+    )
     return _reply_ending("stopped", TurnStatus.cancelled, done, reply)
 
 

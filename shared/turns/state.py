@@ -34,6 +34,7 @@ from shared.models import (
     TurnStatus,
     utcnow,
 )
+from shared.usage import Usage
 
 QUEUED = (TurnStatus.queued,)
 RUNNING = (TurnStatus.running,)
@@ -62,6 +63,9 @@ class ReplyText:
     # Known when the reply ends (stored then, never by progress saves).
     references: list[dict[str, Any]] | None = None
     stop_reason: str | None = None
+    # Known when the reply ends: the tokens of all its rounds, priced, and the model.
+    usage: Usage | None = None
+    model: str | None = None
 
 
 # ---- while a turn runs ----------------------------------------------------------------------
@@ -80,11 +84,17 @@ def claim(session: Session, *, turn_id: int, attempt: int, worker: str) -> None:
 
 
 def reset_reply(session: Session, turn: Turn) -> Message:
-    """The turn's one assistant message, created on first run and emptied on a re-run."""
+    """The turn's one assistant message, created on first run and emptied on a re-run; a
+    child of the question it answers (a regenerated reply is thereby a sibling of the old)."""
     assert turn.id is not None
     reply = assistant_reply(session, turn.id)
     if reply is None:
-        reply = Message(conversation_id=turn.conversation_id, role="assistant", turn_id=turn.id)
+        reply = Message(
+            conversation_id=turn.conversation_id,
+            parent_id=turn.user_message_id,
+            role="assistant",
+            turn_id=turn.id,
+        )
     reply.content = ""
     reply.tool_calls = []
     reply.status = MessageStatus.streaming
@@ -187,7 +197,8 @@ def finish_running(
     message_status: MessageStatus | None = None,
 ) -> int | None:
     """running -> complete | cancelled | failed, storing the reply with the matching status
-    (or `message_status`, e.g. refused), its references and stop reason."""
+    (or `message_status`, e.g. refused), its references, stop reason, usage and model (in
+    the same UPDATE: usage costs no statement of its own)."""
     seq = _end(session, turn_id, attempt, RUNNING, after_seq, status, error)
     if seq is not None:
         extra: dict[str, Any] = {}
@@ -195,6 +206,10 @@ def finish_running(
             extra["references"] = reply.references
         if reply.stop_reason is not None:
             extra["stop_reason"] = reply.stop_reason
+        if reply.usage is not None:
+            extra.update(reply.usage.as_dict())
+        if reply.model is not None:
+            extra["model"] = reply.model[:100]
         session.execute(
             update(Message)
             .where(col(Message.id) == reply.message_id)

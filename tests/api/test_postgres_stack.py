@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlmodel import Session
@@ -20,6 +21,7 @@ from shared.redis_server import RedisServer
 from tests.support.client import WsClient, text_of
 from tests.support.processes import StackFactory
 
+HUGE = 3_000_000_000  # a valid id in the protocol, past PostgreSQL's INTEGER
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -61,6 +63,26 @@ def test_chat_turn_with_tool_call_on_postgresql(
             with WsClient(f"{stack.api.ws_url}/api/assistant/ws/pgproj", token) as ws:
                 conv_id = ws.start()
                 frames = ws.ask('[[tool:Read {"file_path": "README.md"}]]')
+                # Ids past PostgreSQL's 32-bit INTEGER are absent, not a database error.
+                for msg in (
+                    {"type": "resume", "turn_id": HUGE, "after_seq": 0},
+                    {"type": "cancel", "turn_id": HUGE},
+                    {"type": "regenerate", "message_id": HUGE},
+                    {"type": "message", "content": "hi", "parent_id": HUGE},
+                    {"type": "start", "conversation_id": HUGE},
+                ):
+                    ws.send(**msg)
+                    reply = ws.recv()
+                    assert reply["type"] == "error", reply
+                    assert reply["content"].startswith(
+                        ("No running reply", "Turn not", "Message not", "Conversation not")
+                    ), reply
+                headers = {"Authorization": f"Bearer {token}"}
+                base = f"{stack.api.base_url}/api/assistant/conversations/pgproj/{HUGE}"
+                for method, url in (("GET", base), ("DELETE", base), ("POST", base + "/cancel")):
+                    assert httpx.request(method, url, headers=headers).status_code == 404, url
+                ws.start(conv_id)  # and the socket still works
+                assert ws.ask("[[text:3]]")[-1]["type"] == "response_done"
         finally:
             factory.stop_all()
 
@@ -68,8 +90,8 @@ def test_chat_turn_with_tool_call_on_postgresql(
     assert any(f["type"] == "tool_call" for f in frames)
     with Session(engine) as session:
         msgs = messages_of(session, conv_id)
-        assert [m.role for m in msgs] == ["assistant", "user", "assistant"]
-        assert msgs[-1].content == text_of(frames)
+        assert [m.role for m in msgs] == ["assistant", "user", "assistant", "user", "assistant"]
+        assert msgs[2].content == text_of(frames)
         turn = session.get(Turn, frames[-1]["turn_id"])
         assert turn is not None and turn.status == "complete"
     engine.dispose()

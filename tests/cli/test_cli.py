@@ -270,3 +270,64 @@ def test_projects_set_backlog_writes_and_web(cli: Cli, project_dir: Path) -> Non
     assert cli.ok("projects", "list").lines == [f"demo\t{root}\thard links allowed"]
     nothing = cli("projects", "set", "demo")
     assert nothing.code == 2 and "nothing to change" in nothing.err
+
+
+# ---- users usage and budgets ----------------------------------------------------------------
+
+
+def spend(engine: Engine, user: str, tokens: tuple[int, int, int, int], cost: float) -> None:
+    """A reply of `user` that used `tokens` (input, output, cache read, cache write) now."""
+    from shared import conversations as convs
+    from shared.models import Message
+
+    with Session(engine) as s:
+        owner = auth.get_user(s, user)
+        assert owner.id is not None
+        conv = convs.create_conversation(s, "demo", owner.id)
+        turn = convs.start_turn(s, conv, "question").turn
+        reply = Message(conversation_id=conv.id or 0, role="assistant", turn_id=turn.id)
+        reply.input_tokens, reply.output_tokens = tokens[0], tokens[1]
+        reply.cache_read_tokens, reply.cache_write_tokens = tokens[2], tokens[3]
+        reply.cost_usd = cost
+        s.add(reply)
+        s.commit()
+
+
+def test_users_usage_lists_tokens_cost_and_budget(cli: Cli, db: Engine) -> None:
+    from shared.usage import current_month
+
+    cli.ok("users", "add", "alice")
+    cli.ok("users", "add", "bob")
+    spend(db, "alice", (100, 200, 300, 400), 0.0125)
+    spend(db, "alice", (1, 2, 3, 4), 0.5)
+    month = current_month()
+    assert cli.ok("users", "usage").lines == [
+        f"usage in {month} (UTC)",
+        "user\ttokens\tcost_usd\tbudget",
+        "alice\t1010\t0.5125\tunlimited",
+        "bob\t0\t0.0000\tunlimited",
+    ]
+    assert "set-budget" in cli.ok("users", "--help").out
+
+    assert cli.ok("users", "set-budget", "bob", "5000").lines == ["bob: budget 5000 tokens a month"]
+    cli.env["ASSISTANT_USER_MONTHLY_TOKENS"] = "2000"
+    lines = cli.ok("users", "usage", "--month", month).lines
+    assert lines[2:] == ["alice\t1010\t0.5125\t2000", "bob\t0\t0.0000\t5000"]
+    assert cli.ok("users", "set-budget", "bob", "default").lines == [
+        "bob: budget the default (2000)"
+    ]
+    assert cli.ok("users", "set-budget", "alice", "0").lines == ["alice: budget unlimited"]
+    lines = cli.ok("users", "usage").lines
+    assert lines[2:] == ["alice\t1010\t0.5125\tunlimited", "bob\t0\t0.0000\t2000"]
+
+    # Another month: nothing spent then.
+    assert cli.ok("users", "usage", "--month", "2001-01").lines[2] == "alice\t0\t0.0000\tunlimited"
+
+
+@pytest.mark.usefixtures("db")
+def test_users_usage_and_set_budget_errors_are_clear(cli: Cli) -> None:
+    cli.ok("users", "add", "alice")
+    assert_one_line_error(cli("users", "usage", "--month", "2026-13"), "YYYY-MM")
+    assert_one_line_error(cli("users", "set-budget", "nobody", "10"), "nobody")
+    res = cli("users", "set-budget", "alice", "lots")
+    assert res.code == 2 and "default" in res.err and "Traceback" not in res.err

@@ -27,6 +27,9 @@ FAST_ENV = {
     "ASSISTANT_MODEL_TIMEOUT_S": "20",
     "ASSISTANT_TURNS_PER_MINUTE": "10000",
     "ASSISTANT_MAX_CONCURRENT_TURNS_PER_USER": "10000",
+    # Titles stay the first 50 characters, which many tests check; tests of model-written
+    # titles start processes with a title model (tests/api/test_titles.py).
+    "ASSISTANT_TITLE_MODEL": "off",
 }
 
 

@@ -64,15 +64,17 @@ def test_max_tokens_is_continued_into_one_whole_reply(
     chat.close()
     # One reply, continued seamlessly: no paragraph break, nothing repeated.
     assert text_of(turn) == words(9)
+    _, replies = stored_turn(turn[0]["turn_id"])
     assert turn[-1] == {
         "type": "response_done",
         "status": "complete",
         "stop_reason": "end_turn",
         "references": [],
+        "message_id": replies[0].id,
+        "usage": turn[-1]["usage"],
         "turn_id": turn[0]["turn_id"],
         "seq": turn[-1]["seq"],
     }
-    _, replies = stored_turn(turn[0]["turn_id"])
     assert (replies[0].content, replies[0].stop_reason) == (words(9), StopReason.end_turn)
     first, second = (r["body"] for r in answered(model.url, chat.project))
     # The continuation: the cut-off text as the assistant's, then a user turn asking to go on
