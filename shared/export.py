@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from shared import branches
 from shared import conversations as convs
 from shared.models import Conversation, Message, utcnow
 
@@ -48,42 +49,16 @@ class Snapshot:
 
 
 def snapshot(session: Session, conv: Conversation) -> Snapshot:
+    """The path as the conversation's detail shows it (shared.branches), cut at a question
+    still waiting for its reply, and every message."""
     assert conv.id is not None
-    messages = convs.messages_of(session, conv.id)
-    return Snapshot(conv, messages, active_path(messages, conv.active_leaf_id), utcnow())
-
-
-def active_path(messages: Iterable[Message], active_leaf_id: int | None) -> list[Message]:
-    """The path shown (the contract of issue 13, as `shared.branches.Tree.path`): the active
-    leaf's ancestors, root first, then down by the newest child until a message has none.
-    A leaf that is not a message of this conversation means the newest message; a parent
-    outside it makes a root."""
-    by_id = {_id(m): m for m in messages}
-    if not by_id:
-        return []
-    newest_child: dict[int | None, Message] = {}
-    for msg in sorted(by_id.values(), key=_id):
-        parent = msg.parent_id if msg.parent_id in by_id else None
-        newest_child[parent] = msg  # ascending ids: the last one written wins
-    leaf = by_id.get(active_leaf_id) if active_leaf_id is not None else None
-    current: Message | None = leaf or by_id[max(by_id)]
-    chain: list[Message] = []
-    seen: set[int] = set()
-    while current is not None and _id(current) not in seen:  # a cycle cannot loop forever
-        seen.add(_id(current))
-        chain.append(current)
-        parent_id = current.parent_id if current.parent_id in by_id else None
-        current = by_id[parent_id] if parent_id is not None else None
-    chain.reverse()
-    while (child := newest_child.get(_id(chain[-1]))) is not None and _id(child) not in seen:
-        seen.add(_id(child))
-        chain.append(child)
-    return chain
-
-
-def _id(msg: Message) -> int:
-    assert msg.id is not None
-    return msg.id
+    tree = branches.load_tree(session, conv.id)
+    path = tree.path(conv.active_leaf_id)
+    active = convs.active_turn(session, conv.id)
+    if active is not None and not any(m.turn_id == active.id for m in tree.by_id.values()):
+        path = branches.cut_at_pending(path, active.user_message_id)
+    messages = [tree.by_id[i] for i in sorted(tree.by_id)]
+    return Snapshot(conv, messages, path, utcnow())
 
 
 def usage_totals(messages: Iterable[Message]) -> dict[str, Any]:

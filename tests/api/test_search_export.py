@@ -277,7 +277,7 @@ def branched(stack: Stack, alice: Account, project: str) -> dict[str, int]:
     conv = chat(stack, alice, project, '[[tool:Read {"file_path": "README.md"}]]')
     greeting, q1, a1 = stored(conv)
     assert a1.tool_calls and a1.id is not None and q1.id is not None
-    # The chat's messages as a straight line (what the branches piece stores by itself).
+    # The chat's messages as a straight line (as the chat stores them; kept explicit here).
     with session_scope() as s:
         for msg, parent in ((q1, greeting.id), (a1, q1.id)):
             row = s.get(Message, msg.id)
