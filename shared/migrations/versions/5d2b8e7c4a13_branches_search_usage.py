@@ -46,14 +46,16 @@ SQLITE_FTS = [
     WHEN new.{INDEXED} BEGIN
         INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
     END""",
-    f"""CREATE TRIGGER messages_fts_unindex AFTER UPDATE OF content, status ON messages
-    WHEN old.{INDEXED} BEGIN
+    # One trigger, in this order: SQLite runs several triggers of one event in no promised
+    # order, and an indexed row updated again (a reply ended, then its text stored) must be
+    # taken out of the index before it is put back, or the index loses the row's size record
+    # and every later ranked query fails ("database disk image is malformed").
+    f"""CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, status ON messages
+    BEGIN
         INSERT INTO messages_fts(messages_fts, rowid, content)
-        VALUES ('delete', old.id, old.content);
-    END""",
-    f"""CREATE TRIGGER messages_fts_reindex AFTER UPDATE OF content, status ON messages
-    WHEN new.{INDEXED} BEGIN
-        INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+        SELECT 'delete', old.id, old.content WHERE old.{INDEXED};
+        INSERT INTO messages_fts(rowid, content)
+        SELECT new.id, new.content WHERE new.{INDEXED};
     END""",
     f"""CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
     WHEN old.{INDEXED} BEGIN
@@ -83,8 +85,7 @@ SQLITE_FTS_DROP = [
     "DROP TRIGGER IF EXISTS conversations_fts_insert",
     "DROP TABLE IF EXISTS conversations_fts",
     "DROP TRIGGER IF EXISTS messages_fts_delete",
-    "DROP TRIGGER IF EXISTS messages_fts_reindex",
-    "DROP TRIGGER IF EXISTS messages_fts_unindex",
+    "DROP TRIGGER IF EXISTS messages_fts_update",
     "DROP TRIGGER IF EXISTS messages_fts_insert",
     "DROP TABLE IF EXISTS messages_fts",
 ]
