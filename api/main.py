@@ -76,7 +76,7 @@ def create_app() -> FastAPI:
         # Explicit origins only: credentials with "*" would let any site act as the user.
         allow_origins=settings.allowed_origins,
         allow_credentials=True,
-        allow_methods=["GET", "POST", "DELETE"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type"],
     )
     # Added last, so outermost: bodies are bounded before CORS, authentication and parsing.

@@ -9,7 +9,7 @@ each stamped with its emission time (`benchmarks.stamps.stamp_word`). The schedu
 It has to drive hundreds of streams at once on a shared 2-core machine without becoming the
 bottleneck it measures, so it is a bare asyncio protocol (uvloop when installed): one timer
 callback per word, pre-encoded frame halves, HTTP/1.1 keep-alive with chunked encoding, and no
-framework. It is separate from shared/demo_model (the test-suite's scripted stand-in).
+framework. It is separate from shared/devtools/demo_model (the test-suite's scripted stand-in).
 
 `GET /_stats` answers counters (streams total/open/max, words sent) as JSON.
 

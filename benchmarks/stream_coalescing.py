@@ -20,9 +20,9 @@ from pathlib import Path
 _TMP = Path(tempfile.mkdtemp(prefix="assistant-bench-"))
 os.environ["ASSISTANT_DATABASE_URL"] = f"sqlite:///{_TMP / 'bench.db'}"
 
-from shared.demo_model import DemoModelServer  # noqa: E402
+from shared.devtools.demo_model import DemoModelServer  # noqa: E402
+from shared.devtools.redis_server import RedisServer  # noqa: E402
 from shared.migrate import upgrade  # noqa: E402
-from shared.redis_server import RedisServer  # noqa: E402
 from tests.support.client import WsClient, text_of, turn_frames  # noqa: E402
 from tests.support.data import make_account, make_project  # noqa: E402
 from tests.support.processes import StackFactory  # noqa: E402

@@ -1,10 +1,11 @@
 """The two systems under test, started as real processes and stopped again.
 
 `Service` is the real stack, started the way the README documents it: an embedded Redis
-(shared.redis_server.RedisServer), the database (a fresh SQLite file, or a fresh database on a
-PostgreSQL server), `python -m cli api` and `python -m cli worker` as subprocesses with settings
-from their defaults; only the per-user rate and concurrency limits are raised, since the
-benchmark's users send more than a person would. Users, tokens and the project are created
+(shared.devtools.redis_server.RedisServer), the database (a fresh SQLite file, or a fresh
+database on a PostgreSQL server), `python -m cli api` and `python -m cli worker` as
+subprocesses with settings from their defaults; only the per-user rate and concurrency limits
+are raised, since the benchmark's users send more than a person would (and model titles are
+off). Users, tokens and the project are created
 through shared.auth and shared.projects, as the CLI does.
 
 `Baseline` is benchmarks.baseline_server: one process, no queue, no database.
@@ -30,8 +31,8 @@ from sqlmodel import Session
 
 from shared import auth, projects
 from shared.db import make_engine
+from shared.devtools.redis_server import RedisServer
 from shared.migrate import upgrade
-from shared.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 LIMITS_ENV = {

@@ -54,14 +54,14 @@ def run_dev(host: str, port: int) -> None:
     env["ASSISTANT_DATA_DIR"] = str(data_dir)
 
     if not env.get("ASSISTANT_REDIS_URL"):
-        from shared.redis_server import RedisServer
+        from shared.devtools.redis_server import RedisServer
 
         redis = stack.enter_context(RedisServer(data_dir=data_dir / "redis"))
         env["ASSISTANT_REDIS_URL"] = redis.url
         _say(f"embedded Redis at {redis.url} (set ASSISTANT_REDIS_URL to use your own)")
 
     if not env.get("ANTHROPIC_API_KEY"):
-        from shared.demo_model import DemoModelServer
+        from shared.devtools.demo_model import DemoModelServer
 
         demo = stack.enter_context(DemoModelServer())
         env["ANTHROPIC_BASE_URL"] = demo.url

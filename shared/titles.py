@@ -26,7 +26,7 @@ from shared.models import Conversation, Message, MessageStatus, TitleSource, Tur
 
 log = logging.getLogger(__name__)
 
-# The demo model knows a title request by this opening (shared/demo_model/titles.py).
+# The demo model knows a title request by this opening (shared/devtools/demo_model/titles.py).
 TITLE_SYSTEM = (
     "You write the titles of conversations. Given the first question of a conversation "
     "about a software project, and the start of its answer, reply with a title of at most "

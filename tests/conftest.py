@@ -1,7 +1,7 @@
 """Real parts for the tests: a Redis server, the model stand-in, the API and Celery workers.
 
 Each is a real process on a free port, started and stopped by the fixtures. Only the model is a
-stand-in (shared.demo_model), reached by the real anthropic SDK through ANTHROPIC_BASE_URL.
+stand-in (shared.devtools.demo_model), reached by the real anthropic SDK through ANTHROPIC_BASE_URL.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ os.environ.pop("ASSISTANT_REDIS_URL", None)
 import shared.db  # noqa: E402
 from shared.config import get_settings  # noqa: E402
 from shared.db import make_engine  # noqa: E402
-from shared.demo_model import DemoModelServer  # noqa: E402
+from shared.devtools.demo_model import DemoModelServer  # noqa: E402
+from shared.devtools.redis_server import RedisServer  # noqa: E402
 from shared.migrate import upgrade  # noqa: E402
-from shared.redis_server import RedisServer  # noqa: E402
 from tests.support.processes import Stack, StackFactory  # noqa: E402
 
 # engine (SQLite and PostgreSQL), scoped, conv_ids

@@ -2,8 +2,30 @@
 
 from fastapi import APIRouter
 
-from api.routes import conversations, files, health, metrics, projects, sessions, usage, ws
+from api.routes import (
+    conversation_extras,
+    conversations,
+    files,
+    health,
+    metrics,
+    projects,
+    search,
+    sessions,
+    usage,
+    ws,
+)
 
 api_router = APIRouter()
-for module in (health, metrics, projects, conversations, files, sessions, usage, ws):
+for module in (
+    health,
+    metrics,
+    projects,
+    conversations,
+    conversation_extras,
+    files,
+    search,
+    sessions,
+    usage,
+    ws,
+):
     api_router.include_router(module.router)

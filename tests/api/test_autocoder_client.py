@@ -17,7 +17,7 @@ import pytest
 from redis import Redis
 
 from api.chat.last_conversation import REMEMBER_S, last_conversation_key
-from shared.redis_server import RedisServer
+from shared.devtools.redis_server import RedisServer
 from tests.support.autocoder import AutocoderClient
 from tests.support.client import WsClient, text_of
 from tests.support.data import Account, make_account, make_project

@@ -16,7 +16,7 @@ import shared.db
 from shared import auth, projects
 from shared import conversations as convs
 from shared.db import session_scope
-from shared.demo_model import DemoModelServer
+from shared.devtools.demo_model import DemoModelServer
 from shared.migrate import alembic_config, upgrade
 from shared.models import Turn, User
 from shared.protocol import greeting

@@ -9,7 +9,7 @@ import httpx
 
 from shared.conversations import messages_of
 from shared.db import session_scope
-from shared.demo_model import DemoModelServer
+from shared.devtools.demo_model import DemoModelServer
 from shared.models import Turn
 from shared.protocol import greeting
 from tests.support.client import WsClient, text_of, turn_frames

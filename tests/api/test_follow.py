@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 from api.follow import GONE, TurnFollower
 from api.relay import Relay
 from shared.config import Settings
+from shared.devtools.redis_server import RedisServer
 from shared.protocol import Chunk
 from shared.redis_client import create_redis
-from shared.redis_server import RedisServer
 from shared.turns import ending
 from shared.turns.ending import end_turn
 from shared.turns.state import ReplyText

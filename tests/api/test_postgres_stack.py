@@ -14,10 +14,10 @@ from sqlmodel import Session
 from shared import auth, projects
 from shared.conversations import messages_of
 from shared.db import make_engine
-from shared.demo_model import DemoModelServer
+from shared.devtools.demo_model import DemoModelServer
+from shared.devtools.redis_server import RedisServer
 from shared.migrate import upgrade
 from shared.models import Turn
-from shared.redis_server import RedisServer
 from tests.support.client import WsClient, text_of
 from tests.support.processes import StackFactory
 

@@ -12,7 +12,7 @@ import httpx
 from shared import projects
 from shared.backlog import READ_TOOLS, WRITE_TOOLS, WRITES_DISABLED
 from shared.db import session_scope
-from shared.demo_model import DemoModelServer
+from shared.devtools.demo_model import DemoModelServer
 from tests.support.backlog import make_features_db, rows
 from tests.support.client import WsClient, text_of
 from tests.support.data import make_account, make_project

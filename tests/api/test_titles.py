@@ -16,8 +16,8 @@ import httpx
 
 from shared.conversations import title_for
 from shared.db import session_scope
-from shared.demo_model import DemoModelServer
-from shared.demo_model.titles import TITLE_MARK
+from shared.devtools.demo_model import DemoModelServer
+from shared.devtools.demo_model.titles import TITLE_MARK
 from shared.models import Conversation, TitleSource
 from tests.support.client import WsClient
 from tests.support.data import make_account, make_project

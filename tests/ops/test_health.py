@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from shared.redis_server import RedisServer
+from shared.devtools.redis_server import RedisServer
 from tests.support.client import WsClient, text_of
 from tests.support.data import make_account, make_project
 from tests.support.metrics import scrape, value

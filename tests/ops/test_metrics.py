@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from shared.db import make_engine
-from shared.redis_server import RedisServer
+from shared.devtools.redis_server import RedisServer
 from shared.workers import WorkerInfo, alive_workers
 from tests.support.client import WsClient, turn_frames
 from tests.support.data import make_account, make_project

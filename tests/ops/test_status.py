@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.redis_server import RedisServer
+from shared.devtools.redis_server import RedisServer
 from tests.support.client import WsClient
 from tests.support.data import make_account, make_project
 from tests.support.processes import REPO, StackFactory, wait_for

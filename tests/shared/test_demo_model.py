@@ -21,7 +21,7 @@ import httpx
 import httpx2
 import pytest
 
-from shared.demo_model import (
+from shared.devtools.demo_model import (
     DEMO_DELAY_S,
     DemoModelServer,
     InvalidRequest,
@@ -534,7 +534,7 @@ def test_module_runs_in_the_foreground() -> None:
         port = sock.getsockname()[1]
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.demo_model", "--port", str(port)],
+        [sys.executable, "-m", "shared.devtools.demo_model", "--port", str(port)],
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root)},
         stdout=subprocess.PIPE,

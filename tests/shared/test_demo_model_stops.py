@@ -10,8 +10,8 @@ import anthropic
 import httpx
 import pytest
 
-from shared.demo_model import DemoModelServer, PromptCache
-from shared.demo_model.scenarios import PREFILL_REFUSED, split_text
+from shared.devtools.demo_model import DemoModelServer, PromptCache
+from shared.devtools.demo_model.scenarios import PREFILL_REFUSED, split_text
 from shared.prompt import CONTINUE_PROMPT
 
 MODEL = "claude-demo"

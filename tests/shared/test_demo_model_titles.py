@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from shared.config import Settings
-from shared.demo_model import DemoModelServer
-from shared.demo_model.titles import TITLE_MARK, demo_title
+from shared.devtools.demo_model import DemoModelServer
+from shared.devtools.demo_model.titles import TITLE_MARK, demo_title
 from shared.titles import TITLE_SYSTEM, ask_title
 
 

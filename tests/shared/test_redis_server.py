@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.redis_server import REDIS_SERVER_BIN_ENV, RedisServer, find_redis_server
+from shared.devtools.redis_server import REDIS_SERVER_BIN_ENV, RedisServer, find_redis_server
 
 REDIS_BIN = find_redis_server()
 needs_redis = pytest.mark.skipif(

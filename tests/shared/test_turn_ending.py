@@ -11,10 +11,10 @@ from redis.asyncio import Redis
 from sqlalchemy import Engine
 
 from shared.config import Settings
+from shared.devtools.redis_server import RedisServer
 from shared.models import MessageStatus, TurnStatus
 from shared.protocol import Chunk
 from shared.redis_client import create_redis
-from shared.redis_server import RedisServer
 from shared.turns import ending
 from shared.turns.ending import end_turn
 from shared.turns.state import ReplyText

@@ -16,10 +16,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from shared.config import Settings
+from shared.devtools.redis_server import RedisServer
 from shared.models import TurnStatus
 from shared.protocol import Chunk
 from shared.redis_client import create_redis
-from shared.redis_server import RedisServer
 from shared.turns import state
 from shared.turns.restart import recent_restarts, restart_turn
 from shared.turns.state import ReplyText, TurnSuperseded

@@ -14,9 +14,9 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.config import Settings
+from shared.devtools.redis_server import RedisServer
 from shared.protocol import Chunk, error_chunk
 from shared.redis_client import create_redis
-from shared.redis_server import RedisServer
 from shared.turns.state import TurnSuperseded
 from shared.turns.stream import (
     TurnPublisher,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.demo_model import DemoModelServer
+from shared.devtools.demo_model import DemoModelServer
 from tests.support.client import WsClient, text_of
 from tests.support.data import make_account, make_project
 from tests.support.processes import StackFactory

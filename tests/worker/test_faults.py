@@ -15,8 +15,8 @@ from sqlmodel import select
 
 from shared.conversations import messages_of
 from shared.db import session_scope
+from shared.devtools.redis_server import RedisServer
 from shared.models import Message, Turn
-from shared.redis_server import RedisServer
 from tests.support.client import WsClient, text_of, turn_frames
 from tests.support.data import make_account, make_project
 from tests.support.processes import Stack, StackFactory, wait_for

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shared.demo_model import DemoModelServer
+from shared.devtools.demo_model import DemoModelServer
 from tests.support.client import WsClient, text_of
 from tests.support.data import make_account, make_project
 from tests.support.model_log import answered

@@ -16,8 +16,8 @@ import pytest
 import redis
 
 from shared.db import session_scope
+from shared.devtools.redis_server import RedisServer
 from shared.models import Turn
-from shared.redis_server import RedisServer
 from tests.support.client import WsClient, text_of
 from tests.support.data import make_account, make_project
 from tests.support.processes import StackFactory, celery_pids, wait_for

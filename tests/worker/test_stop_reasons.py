@@ -1,7 +1,7 @@
 """Every stop reason through the real stack: what the client receives and what is stored.
 
 WebSocket -> API -> Celery worker -> the real SDK -> the model stand-in, which ends its
-responses with the stop reason a directive asks for (shared/demo_model/scenarios.py).
+responses with the stop reason a directive asks for (shared/devtools/demo_model/scenarios.py).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from shared.demo_model import DemoModelServer
-from shared.demo_model.scenarios import split_text
+from shared.devtools.demo_model import DemoModelServer
+from shared.devtools.demo_model.scenarios import split_text
 from shared.models import StopReason
 from shared.prompt import CONTINUE_PROMPT
 from tests.support.autocoder import AutocoderClient

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
-from shared.demo_model.backlog_demo import backlog_step, backlog_summary
-from shared.demo_model.blocks import (
+from shared.devtools.demo_model.backlog_demo import backlog_step, backlog_summary
+from shared.devtools.demo_model.blocks import (
     Block,
     InvalidRequest,
     ReplyPlan,
@@ -25,7 +25,7 @@ from shared.demo_model.blocks import (
     blocks_of,
     text_of,
 )
-from shared.demo_model.scenarios import PAUSE_MARK, check_trailing_assistant, scenario_plan
+from shared.devtools.demo_model.scenarios import PAUSE_MARK, check_trailing_assistant, scenario_plan
 from shared.prompt import CONTINUE_PROMPT
 from shared.tools import GLOB, READ
 

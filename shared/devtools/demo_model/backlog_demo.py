@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from shared.demo_model.blocks import Block, TextPart, ToolCall
+from shared.devtools.demo_model.blocks import Block, TextPart, ToolCall
 
 _ADD = re.compile(r"\badd\s+(?:a\s+|the\s+)?feature\s+(?:for\s+|called\s+|named\s+)?(.+)", re.I)
 _NEXT = re.compile(r"\b(next|backlog|progress|build)\b", re.I)

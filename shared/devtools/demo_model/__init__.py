@@ -62,7 +62,7 @@ Retryable errors carry ``retry-after-ms: 1``: the SDK ignores a retry-after of 0
 off 0.5 s, 1 s, ...), so this is what makes its retries immediate.
 """
 
-from shared.demo_model.blocks import (
+from shared.devtools.demo_model.blocks import (
     Block,
     InvalidRequest,
     ReplyPlan,
@@ -71,8 +71,8 @@ from shared.demo_model.blocks import (
     TextPart,
     ToolCall,
 )
-from shared.demo_model.cache import PromptCache, prompt_units
-from shared.demo_model.planning import (
+from shared.devtools.demo_model.cache import PromptCache, prompt_units
+from shared.devtools.demo_model.planning import (
     DEMO_DELAY_S,
     DEMO_HEAD,
     DEMO_HINT,
@@ -87,7 +87,7 @@ from shared.demo_model.planning import (
     validate_request,
     with_prefix_text,
 )
-from shared.demo_model.server import (
+from shared.devtools.demo_model.server import (
     ERROR_TYPES,
     MIDSTREAM,
     RECORDED_HEADERS,

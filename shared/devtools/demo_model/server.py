@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from shared.demo_model.blocks import (
+from shared.devtools.demo_model.blocks import (
     Block,
     InvalidRequest,
     ReplyPlan,
@@ -34,9 +34,14 @@ from shared.demo_model.blocks import (
     TextPart,
     ToolCall,
 )
-from shared.demo_model.cache import PromptCache
-from shared.demo_model.planning import json_chunks, plan_reply, text_chunks, with_prefix_text
-from shared.demo_model.titles import is_title_request, title_plan
+from shared.devtools.demo_model.cache import PromptCache
+from shared.devtools.demo_model.planning import (
+    json_chunks,
+    plan_reply,
+    text_chunks,
+    with_prefix_text,
+)
+from shared.devtools.demo_model.titles import is_title_request, title_plan
 
 MIDSTREAM = "Overloaded (demo model [[error-midstream]])"
 ERROR_TYPES = {
@@ -399,7 +404,8 @@ def _abort_connections(server: uvicorn.Server) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.demo_model", description="Run the offline demo model (Messages API)."
+        prog="python -m shared.devtools.demo_model",
+        description="Run the offline demo model (Messages API).",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from shared.demo_model.blocks import (
+from shared.devtools.demo_model.blocks import (
     Block,
     InvalidRequest,
     ReplyPlan,
@@ -26,7 +26,7 @@ from shared.demo_model.blocks import (
 )
 
 if TYPE_CHECKING:
-    from shared.demo_model.planning import Directives, Turn
+    from shared.devtools.demo_model.planning import Directives, Turn
 
 PAUSE_MARK = "Working on it (pause "
 PREFILL_REFUSED = (

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.demo_model.blocks import InvalidRequest, blocks_of
+from shared.devtools.demo_model.blocks import InvalidRequest, blocks_of
 
 TTL_S = 300.0
 LOOKBACK_BLOCKS = 20

@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from shared.demo_model.blocks import ReplyPlan, TextPart, text_of
-from shared.demo_model.planning import validate_request
+from shared.devtools.demo_model.blocks import ReplyPlan, TextPart, text_of
+from shared.devtools.demo_model.planning import validate_request
 
 TITLE_MARK = "You write the titles of conversations"
 TITLE_ERROR = "[[title-error]]"
