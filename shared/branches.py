@@ -165,18 +165,33 @@ def question_parent(
     active_leaf_id: int | None,
 ) -> int | None:
     """The parent of a new question. Not `explicit`: the end of the path shown; explicitly
-    None: the root; else `requested`, which must be a reply (or the greeting) of this
-    conversation."""
+    None: from the start (after the greeting, which stays every branch's root; a conversation
+    created over REST has none); else `requested`, which must be a reply (or the greeting) of
+    this conversation."""
     if not explicit:
         return path_end(session, conversation_id, active_leaf_id)
     if requested is None:
-        return None
+        return greeting_of(session, conversation_id)
     parent = own_message(session, conversation_id, requested)
     if parent is None:
         raise NotFound(MESSAGE_NOT_FOUND)
     if parent.role != "assistant":
         raise InvalidInput(PARENT_NOT_A_REPLY)
     return requested
+
+
+def greeting_of(session: Session, conversation_id: int) -> int | None:
+    """The conversation's greeting (the reply no turn wrote, at the root), if it has one."""
+    return session.exec(
+        select(Message.id)
+        .where(
+            Message.conversation_id == conversation_id,
+            col(Message.parent_id).is_(None),
+            Message.role == "assistant",
+            col(Message.turn_id).is_(None),
+        )
+        .order_by(col(Message.id))
+    ).first()
 
 
 def question_to_regenerate(session: Session, conversation_id: int, reply_id: int) -> Message:

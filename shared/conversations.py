@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
@@ -189,7 +189,13 @@ def start_turn(
 
     new = _insert_turn(session, conv, question, client_message_id)
     if new.created and conv.title is None:
-        conv.title = title_for(content)
+        # Conditional: a rename committed since `conv` was read (PostgreSQL reads committed
+        # rows) stands.
+        session.execute(
+            update(Conversation)
+            .where(col(Conversation.id) == conv_id, col(Conversation.title).is_(None))
+            .values(title=title_for(content))
+        )
     return new
 
 

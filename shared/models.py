@@ -190,8 +190,6 @@ class Turn(SQLModel, table=True):
             "client_message_id",
             unique=True,
         ),
-        # A user's spending this month (budgets) is summed over their recent turns.
-        Index("ix_turns_user_created", "user_id", "created_at"),
         _NO_ID_REUSE,
     )
 
@@ -209,3 +207,19 @@ class Turn(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class UsageMonth(SQLModel, table=True):
+    """What a user spent in a calendar month (UTC): the ledger budgets read. Added to when a
+    reply ends (and for a model-written title), never derived from the messages, so deleting
+    conversations does not give the tokens back."""
+
+    __tablename__ = "usage_months"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    month: str = Field(sa_column=Column(String(7), primary_key=True))  # YYYY-MM
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0

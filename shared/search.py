@@ -2,9 +2,10 @@
 
 The index objects come from migration 5d2b8e7c4a13: on SQLite the external-content FTS5 tables
 `messages_fts` and `conversations_fts` (kept by triggers; replies still streaming are not in
-them), on PostgreSQL partial GIN indexes over `to_tsvector('simple', content) WHERE status <>
-'streaming'` and `to_tsvector('simple', coalesce(title, ''))`. The PostgreSQL queries below use
-exactly those expressions and that predicate, or the planner could not use the indexes.
+them), on PostgreSQL partial GIN indexes over `to_tsvector('simple', words_of(content)) WHERE
+status <> 'streaming'` and `to_tsvector('simple', words_of(coalesce(title, '')))`. The
+PostgreSQL queries below use exactly those expressions and that predicate, or the planner could
+not use the indexes.
 
 The query text is never handed to either engine's query language: it is cut into words here
 (letters and digits, as FTS5's unicode61 tokenizer cuts them), each word is quoted for FTS5 and
@@ -30,6 +31,7 @@ MAX_TERMS = 16  # words of a query that count; the rest are ignored
 MAX_TERM_CHARS = 64  # a longer "word" is no word anyone types; cut so the query stays small
 SNIPPET_TOKENS = 16  # FTS5 snippet() length in tokens (at most 64)
 START, STOP = "\x02", "\x03"  # match markers: control characters no reply is made of
+ZWSP = "\u200b"  # splits words for PostgreSQL's parser (words_of); never shown
 ELLIPSIS = "…"
 
 # Letters and digits, as FTS5's unicode61 separates tokens (underscore and punctuation split).
@@ -70,7 +72,7 @@ def segments(marked: str) -> list[Segment]:
     """Split text marked with START/STOP into segments; a stray marker only ends a run."""
     out: list[Segment] = []
     match = False
-    for part in _MARKERS.split(marked):
+    for part in _MARKERS.split(marked.replace(ZWSP, "")):
         if part == START:
             match = True
         elif part == STOP:
@@ -187,14 +189,25 @@ _HEADLINE = (
     f'ShortWord=0, MaxFragments=2, FragmentDelimiter=" {ELLIPSIS} "\''
 )
 _TITLE_HEADLINE = "'StartSel=' || chr(2) || ', StopSel=' || chr(3) || ', HighlightAll=true'"
+
+
+def words_of(expr: str) -> str:
+    """PostgreSQL's parser keeps `src/app.py` or `foo_bar.txt` as one token (a file name), so
+    `app` would not find it while SQLite's tokenizer splits it. A zero-width space after every
+    character that is neither a letter, a digit nor a space splits them alike; the snippet
+    drops it again (`segments`). The migration indexes exactly this expression."""
+    return rf"regexp_replace({expr}, '([^\w\s]|_)', '\1' || chr({ord(ZWSP)}), 'g')"
+
+
 # The indexed expressions of ix_messages_content_tsv / ix_conversations_title_tsv, verbatim.
-_CONTENT_TSV = "to_tsvector('simple', m.content)"
-_TITLE_TSV = "to_tsvector('simple', coalesce(c.title, ''))"
+_CONTENT_TSV = f"to_tsvector('simple', {words_of('m.content')})"
+_TITLE = "coalesce(c.title, '')"
+_TITLE_TSV = f"to_tsvector('simple', {words_of(_TITLE)})"
 _TSQUERY = "plainto_tsquery('simple', :q)"
 
 POSTGRES_MESSAGES = f"""
 SELECT hit.conversation_id, hit.project_name, hit.title, hit.message_id, hit.role,
-       ts_headline('simple', hit.content, {_TSQUERY}, {_HEADLINE}) AS snippet,
+       ts_headline('simple', {words_of("hit.content")}, {_TSQUERY}, {_HEADLINE}) AS snippet,
        hit.rank, hit.created_at
 FROM (
     SELECT m.conversation_id, c.project_name, c.title, m.id AS message_id, m.role, m.content,
@@ -212,7 +225,8 @@ ORDER BY hit.rank DESC, hit.message_id DESC
 POSTGRES_TITLES = f"""
 SELECT c.id AS conversation_id, c.project_name, c.title, NULL::bigint AS message_id,
        NULL::text AS role,
-       ts_headline('simple', coalesce(c.title, ''), {_TSQUERY}, {_TITLE_HEADLINE}) AS snippet,
+       ts_headline('simple', {words_of(_TITLE)}, {_TSQUERY}, {_TITLE_HEADLINE})
+           AS snippet,
        ts_rank({_TITLE_TSV}, {_TSQUERY}) AS rank, c.created_at
 FROM conversations AS c
 WHERE {_TITLE_TSV} @@ {_TSQUERY} AND {{owned}}

@@ -23,6 +23,7 @@ from shared.config import Settings
 from shared.db import read_scope
 from shared.group_commit import Writes
 from shared.models import Conversation, Message, MessageStatus, TitleSource, Turn
+from shared.usage import Usage, current_month, record_usage
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class TitleJob:
 
     question: str | None
     reason: str = ""
+    user_id: int | None = None  # whose month the title's tokens count in
 
 
 def title_job(session: Session, *, conversation_id: int, turn_id: int) -> TitleJob:
@@ -70,7 +72,7 @@ def title_job(session: Session, *, conversation_id: int, turn_id: int) -> TitleJ
         .join(Turn, col(Turn.user_message_id) == col(Message.id))
         .where(Turn.id == turn_id)
     ).first()
-    return TitleJob(question, "" if question else "its question is gone")
+    return TitleJob(question, "" if question else "its question is gone", conv.user_id)
 
 
 def clean_title(text: str) -> str:
@@ -82,8 +84,8 @@ def clean_title(text: str) -> str:
 
 async def ask_title(
     client: AsyncAnthropic, settings: Settings, *, question: str, answer: str
-) -> str:
-    """The title model's title for a conversation (empty if it gave none)."""
+) -> tuple[str, Usage]:
+    """The title model's title for a conversation (empty if it gave none), and what it cost."""
     prompt = (
         f"<question>{question[:QUESTION_CHARS]}</question>\n"
         f"<answer>{answer[:ANSWER_CHARS]}</answer>"
@@ -96,7 +98,14 @@ async def ask_title(
         timeout=TITLE_TIMEOUT_S,
     )
     text = "".join(b.text for b in response.content if b.type == "text")
-    return clean_title(text)
+    u = response.usage
+    usage = Usage(
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_read_input_tokens or 0,
+        u.cache_creation_input_tokens or 0,
+    ).priced(settings, response.model)
+    return clean_title(text), usage
 
 
 def store_title(session: Session, *, conversation_id: int, title: str) -> bool:
@@ -129,7 +138,12 @@ async def write_title(
         if job.question is None:
             log.info("turn %s: no model title: %s", turn_id, job.reason)
             return
-        title = await ask_title(client, settings, question=job.question, answer=answer)
+        title, usage = await ask_title(client, settings, question=job.question, answer=answer)
+        if job.user_id is not None:
+            # The title's tokens are the user's spending too (the ledger, not the reply).
+            await db.write(
+                partial(record_usage, user_id=job.user_id, month=current_month(), usage=usage)
+            )
         if not title:
             log.warning("turn %s: the title model gave no title", turn_id)
             return

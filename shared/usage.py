@@ -1,10 +1,12 @@
-"""Tokens and what they cost: the price table, a month's spending, and the monthly budget.
+"""Tokens and what they cost: the price table, the monthly ledger, and the monthly budget.
 
 A reply stores the tokens the model reported for it (summed over its tool-use rounds by the
 worker, worker/usage.py) and their cost, computed here once from ASSISTANT_MODEL_PRICES when
-the reply ends, so a later change of prices never rewrites what was spent. A user's tokens of
-a month are those of their replies whose turns were created that calendar month (UTC), summed
-by the database over the index on (user_id, created_at) of turns.
+the reply ends, so a later change of prices never rewrites what was spent. The same
+transaction adds them to the user's row of the month in `usage_months` (a title's tokens are
+added too): budgets and reports read that one row, never the messages, so deleting
+conversations does not give tokens back. A month is a calendar month (UTC) of when the reply
+ended.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
-from sqlmodel import Session, col
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, select
 
 from shared.config import ModelPrice, Settings
 from shared.errors import AssistantError
-from shared.models import Message, Turn, User
+from shared.models import UsageMonth, User
 
 log = logging.getLogger(__name__)
 
@@ -128,31 +131,42 @@ def current_month() -> str:
     return month_of(datetime.now(UTC))
 
 
-def _spent_query(month: str) -> Select[*tuple[Any, ...]]:
-    start, end = month_bounds(month)
-    sums = [func.coalesce(func.sum(getattr(Message, name)), 0) for name in USAGE_FIELDS]
-    query: Select[*tuple[Any, ...]] = (
-        select(col(Turn.user_id), *sums, func.coalesce(func.sum(Message.cost_usd), 0.0))
-        .join(Message, col(Message.turn_id) == col(Turn.id))
-        .where(col(Turn.created_at) >= start, col(Turn.created_at) < end)
-        .group_by(col(Turn.user_id))
+def record_usage(session: Session, *, user_id: int, month: str, usage: Usage) -> None:
+    """Add `usage` to the user's ledger row of `month` (created on first use), atomically:
+    an upsert, so two endings at once both count."""
+    if usage.tokens == 0 and usage.cost_usd == 0:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    added = {**usage.as_dict()}
+    stmt = insert(UsageMonth).values(user_id=user_id, month=month, **added)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["user_id", "month"],
+        set_={name: getattr(UsageMonth, name) + stmt.excluded[name] for name in added},
     )
-    return query
+    session.execute(stmt)
 
 
-def _usage(row: Any) -> Usage:
-    return Usage(int(row[1]), int(row[2]), int(row[3]), int(row[4]), float(row[5]))
+def _usage(row: UsageMonth) -> Usage:
+    return Usage(
+        row.input_tokens,
+        row.output_tokens,
+        row.cache_read_tokens,
+        row.cache_write_tokens,
+        row.cost_usd,
+    )
 
 
 def month_usage(session: Session, user_id: int, month: str) -> Usage:
-    """What `user_id`'s replies of turns created in `month` used."""
-    row = session.execute(_spent_query(month).where(col(Turn.user_id) == user_id)).first()
+    """What `user_id` spent in `month`."""
+    row = session.get(UsageMonth, (user_id, month))
     return Usage() if row is None else _usage(row)
 
 
 def all_month_usage(session: Session, month: str) -> dict[int, Usage]:
     """Every user's usage in `month` (users who used nothing are absent)."""
-    return {int(row[0]): _usage(row) for row in session.execute(_spent_query(month)).all()}
+    rows = session.exec(select(UsageMonth).where(UsageMonth.month == month)).all()
+    return {row.user_id: _usage(row) for row in rows}
 
 
 # ---- budgets ------------------------------------------------------------------------------
@@ -194,8 +208,9 @@ def month_report(session: Session, settings: Settings, user: User) -> MonthRepor
 
 
 def check_budget(session: Session, settings: Settings, user_id: int) -> None:
-    """BudgetExhausted when the user has used their month's budget (nothing to sum when it is
-    unlimited). Replies still running count once they end."""
+    """BudgetExhausted when the user has used their month's budget (one ledger row read; not
+    even that when it is unlimited). Replies still running count once they end, so a user may
+    overshoot by what their concurrent replies (ASSISTANT_MAX_CONCURRENT_TURNS_PER_USER) use."""
     user = session.get(User, user_id)
     if user is None:
         return

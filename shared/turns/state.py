@@ -34,7 +34,7 @@ from shared.models import (
     TurnStatus,
     utcnow,
 )
-from shared.usage import Usage
+from shared.usage import Usage, current_month, record_usage
 
 QUEUED = (TurnStatus.queued,)
 RUNNING = (TurnStatus.running,)
@@ -198,7 +198,7 @@ def finish_running(
 ) -> int | None:
     """running -> complete | cancelled | failed, storing the reply with the matching status
     (or `message_status`, e.g. refused), its references, stop reason, usage and model (in
-    the same UPDATE: usage costs no statement of its own)."""
+    the same UPDATE), and adding the usage to its user's month in the ledger."""
     seq = _end(session, turn_id, attempt, RUNNING, after_seq, status, error)
     if seq is not None:
         extra: dict[str, Any] = {}
@@ -208,6 +208,9 @@ def finish_running(
             extra["stop_reason"] = reply.stop_reason
         if reply.usage is not None:
             extra.update(reply.usage.as_dict())
+            owner = session.execute(select(Turn.user_id).where(col(Turn.id) == turn_id)).scalar()
+            if owner is not None:
+                record_usage(session, user_id=owner, month=current_month(), usage=reply.usage)
         if reply.model is not None:
             extra["model"] = reply.model[:100]
         session.execute(

@@ -192,10 +192,25 @@ class TestQuestions:
             assert tree.sibling_ids(tree.by_id[q4]) == [q2, q4]
             assert tree.sibling_ids(tree.by_id[a2]) == [a2]
 
-    def test_explicit_null_parent_is_the_root(self, engine: Engine, conv_ids: Ids) -> None:
+    def test_explicit_null_parent_starts_after_the_greeting(
+        self, engine: Engine, conv_ids: Ids
+    ) -> None:
+        """The greeting stays the root of every branch; a conversation without one (created
+        over REST) starts at the root itself."""
+        t1, _ = ask(engine, conv_ids, "first")
+        answer(engine, t1)
         _, q = ask(engine, conv_ids, "from the top", parent_id=None)
-        assert message_row(engine, q).parent_id is None
-        assert shown(engine, conv_ids) == [q]
+        greeting = message_row(engine, q).parent_id
+        assert greeting is not None
+        assert message_row(engine, greeting).turn_id is None  # the greeting
+        assert shown(engine, conv_ids) == [greeting, q]
+        with Session(engine) as s:
+            bare = convs.create_conversation(s, "demo", conv_ids.user_id)
+            s.commit()
+            bare_ids = Ids(conv_ids.user_id, bare.id or 0)
+        _, first = ask(engine, bare_ids, "no greeting here", parent_id=None)
+        assert message_row(engine, first).parent_id is None
+        assert shown(engine, bare_ids) == [first]
 
     def test_parent_must_be_a_reply_of_this_conversation(
         self, engine: Engine, conv_ids: Ids

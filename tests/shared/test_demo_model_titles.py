@@ -13,6 +13,7 @@ from shared.config import Settings
 from shared.devtools.demo_model import DemoModelServer
 from shared.devtools.demo_model.titles import TITLE_MARK, demo_title
 from shared.titles import TITLE_SYSTEM, ask_title
+from shared.usage import Usage
 
 
 @pytest.fixture
@@ -27,8 +28,8 @@ def client(server: DemoModelServer) -> Iterator[anthropic.Anthropic]:
         yield c
 
 
-def title_of(server: DemoModelServer, question: str) -> str:
-    async def go() -> str:
+def asked(server: DemoModelServer, question: str) -> tuple[str, Usage]:
+    async def go() -> tuple[str, Usage]:
         async with anthropic.AsyncAnthropic(
             api_key="test", base_url=server.url, max_retries=0
         ) as client:
@@ -39,16 +40,27 @@ def title_of(server: DemoModelServer, question: str) -> str:
     return asyncio.run(go())
 
 
+def title_of(server: DemoModelServer, question: str) -> str:
+    return asked(server, question)[0]
+
+
 def test_the_workers_title_request_gets_the_first_words_of_the_question(
     server: DemoModelServer,
 ) -> None:
     assert TITLE_SYSTEM.startswith(TITLE_MARK)
     # The question's directives are for the reply, not the title: none is obeyed here.
     question = "where is the entry point of this app? [[error:500]] [[text:9]] [[stall:30]]"
-    assert title_of(server, question) == "Where is the entry point of"
+    title, usage = asked(server, question)
+    assert title == "Where is the entry point of"
     (request,) = httpx.get(f"{server.url}/_requests").json()
     assert request["body"]["model"] == "claude-haiku-4-5"
     assert request["usage"]["output_tokens"] == len("Where is the entry point of".split())
+    # What the title cost, as the stand-in reported it, priced as the title model.
+    assert (usage.input_tokens, usage.output_tokens) == (
+        request["usage"]["input_tokens"],
+        request["usage"]["output_tokens"],
+    )
+    assert usage.cost_usd > 0
 
 
 def test_title_error_makes_the_title_request_fail(server: DemoModelServer) -> None:

@@ -11,7 +11,16 @@ from sqlmodel import Session
 
 from shared import conversations as convs
 from shared.models import Conversation, Message, MessageStatus, TitleSource, TurnStatus
-from shared.search import SearchHit, Segment, fts5_query, search, segments, sql_for, terms_of
+from shared.search import (
+    ELLIPSIS,
+    SearchHit,
+    Segment,
+    fts5_query,
+    search,
+    segments,
+    sql_for,
+    terms_of,
+)
 from tests.support.db import Ids, new_user
 
 
@@ -126,6 +135,21 @@ class TestSearch:
         hits = find(engine, conv_ids.user_id, "kumquat red")
         assert [h.message_id for h in hits] == [both]
         assert sorted(s.text.lower() for s in hits[0].snippet if s.match) == ["kumquat", "red"]
+
+    def test_file_names_and_their_parts_are_found_alike_on_both_databases(
+        self, engine: Engine, conv_ids: Ids
+    ) -> None:
+        """PostgreSQL's parser keeps `src/app.py` as one token; searching `app`, `app.py` or
+        `foo_bar` must find it as on SQLite, and the snippet shows the text as written."""
+        cid = conv_ids.conversation_id
+        written = "See src/app.py:12-30 and foo_bar.txt, then config.yaml."
+        _, reply = exchange(engine, cid, "Where?", written)
+        for query in ("app", "app.py", "src/app.py", "foo_bar", "bar", "config.yaml", "yaml"):
+            hits = find(engine, conv_ids.user_id, query)
+            assert [h.message_id for h in hits] == [reply], query
+            # The snippet is the text as written (a window of it), nothing inserted.
+            for part in joined(hits[0]).split(ELLIPSIS):
+                assert part.strip() in written, (query, part)
 
     def test_questions_are_found_too(self, engine: Engine, conv_ids: Ids) -> None:
         question, _ = exchange(

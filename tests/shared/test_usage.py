@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, update
-from sqlmodel import Session, col
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 from shared.config import ModelPrice, Settings
-from shared.models import Conversation, Message, TitleSource, Turn, TurnStatus, User
+from shared.conversations import delete_conversation
+from shared.models import Conversation, Message, TitleSource, TurnStatus, User
 from shared.titles import clean_title, store_title, title_job
 from shared.turns import state
 from shared.turns.state import ReplyText
@@ -22,6 +23,7 @@ from shared.usage import (
     month_bounds,
     month_usage,
     price_of,
+    record_usage,
     renews_on,
     set_budget,
 )
@@ -46,14 +48,6 @@ def answered(engine: Engine, ids: Ids, usage: Usage, *, question: str = "hello")
         assert seq is not None
         s.commit()
     return reply_id
-
-
-def backdate(engine: Engine, reply_id: int, when: datetime) -> None:
-    """Move the reply's turn to another time (its month is the turn's)."""
-    with Session(engine) as s:
-        turn_id = s.get(Message, reply_id).turn_id  # type: ignore[union-attr]
-        s.execute(update(Turn).where(col(Turn.id) == turn_id).values(created_at=when))
-        s.commit()
 
 
 def user_of(engine: Engine, user_id: int) -> User:
@@ -117,9 +111,7 @@ def test_the_ending_stores_usage_model_and_cost(engine: Engine, conv_ids: Ids) -
     assert usage.cost_usd == pytest.approx((10 * 3 + 20 * 15 + 30 * 0.3 + 40 * 3.75) / 1e6)
 
 
-def test_a_month_counts_the_users_own_replies_of_turns_created_in_it(
-    engine: Engine, conv_ids: Ids
-) -> None:
+def test_a_month_is_the_users_own_ledger_of_ended_replies(engine: Engine, conv_ids: Ids) -> None:
     with Session(engine) as s:
         bob = new_user(s, "bob")
         conv = Conversation(project_name="demo", user_id=bob)
@@ -129,20 +121,33 @@ def test_a_month_counts_the_users_own_replies_of_turns_created_in_it(
         bob_ids = Ids(bob, conv.id)
     answered(engine, conv_ids, Usage(1, 2, 3, 4, 0.5))
     answered(engine, conv_ids, Usage(10, 20, 30, 40, 0.25))
-    older = answered(engine, conv_ids, Usage(100, 100, 100, 100, 9.0))
-    start_of_month = month_bounds(current_month())[0]
-    backdate(engine, older, start_of_month - timedelta(seconds=1))
     answered(engine, bob_ids, Usage(7, 0, 0, 0, 0.125))
+    previous = (month_bounds(current_month())[0] - timedelta(days=1)).strftime("%Y-%m")
+    with Session(engine) as s:
+        record_usage(s, user_id=conv_ids.user_id, month=previous, usage=Usage(100, 100, 100, 100))
+        s.commit()
 
     with Session(engine) as s:
         alice = month_usage(s, conv_ids.user_id, current_month())
         assert alice == Usage(11, 22, 33, 44, 0.75)
         assert alice.tokens == 110
-        previous = (start_of_month - timedelta(days=1)).strftime("%Y-%m")
         assert month_usage(s, conv_ids.user_id, previous).tokens == 400
         everyone = all_month_usage(s, current_month())
         assert everyone == {conv_ids.user_id: alice, bob: Usage(7, 0, 0, 0, 0.125)}
         assert month_usage(s, new_user(s, "carol"), current_month()) == Usage()
+
+
+def test_deleting_conversations_gives_no_tokens_back(engine: Engine, conv_ids: Ids) -> None:
+    """Spending is a ledger, not a sum over messages a user can delete (the budget's point)."""
+    answered(engine, conv_ids, Usage(40, 60, 0, 0, 0.5))
+    with Session(engine) as s:
+        delete_conversation(s, conv_of(s, conv_ids))
+        s.commit()
+    with Session(engine) as s:
+        assert s.get(Conversation, conv_ids.conversation_id) is None
+        assert month_usage(s, conv_ids.user_id, current_month()) == Usage(40, 60, 0, 0, 0.5)
+        with pytest.raises(BudgetExhausted):
+            check_budget(s, settings(user_monthly_tokens=100), conv_ids.user_id)
 
 
 # ---- budgets --------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""message tree, active leaf, title source, usage and cost, budgets, full-text search
+"""message tree, active leaf, title source, usage and cost, the monthly usage ledger, budgets,
+full-text search
 
 Revision ID: 5d2b8e7c4a13
 Revises: c4a7e1f09b2d
@@ -38,6 +39,7 @@ UPDATE conversations SET active_leaf_id = (
 """
 
 INDEXED = "status <> 'streaming'"
+TITLE = "coalesce(title, '')"
 
 SQLITE_FTS = [
     "CREATE VIRTUAL TABLE messages_fts USING fts5("
@@ -90,11 +92,19 @@ SQLITE_FTS_DROP = [
     "DROP TABLE IF EXISTS messages_fts",
 ]
 
+
+def _words_of(expr: str) -> str:
+    # shared.search.words_of, verbatim (a zero-width space after every character that is not
+    # a letter, digit or space, so `src/app.py` is three words as on SQLite): the queries use
+    # this very expression, or the planner could not use the indexes.
+    return rf"regexp_replace({expr}, '([^\w\s]|_)', '\1' || chr(8203), 'g')"
+
+
 POSTGRES_FTS = [
     "CREATE INDEX ix_messages_content_tsv ON messages "
-    f"USING GIN (to_tsvector('simple', content)) WHERE {INDEXED}",
+    f"USING GIN (to_tsvector('simple', {_words_of('content')})) WHERE {INDEXED}",
     "CREATE INDEX ix_conversations_title_tsv ON conversations "
-    "USING GIN (to_tsvector('simple', coalesce(title, '')))",
+    f"USING GIN (to_tsvector('simple', {_words_of(TITLE)}))",
 ]
 POSTGRES_FTS_DROP = [
     "DROP INDEX IF EXISTS ix_conversations_title_tsv",
@@ -124,8 +134,20 @@ def upgrade() -> None:
             ["id"],
             ondelete="CASCADE",
         )
-    with op.batch_alter_table("turns", schema=None) as batch_op:
-        batch_op.create_index("ix_turns_user_created", ["user_id", "created_at"], unique=False)
+    op.create_table(
+        "usage_months",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        *(
+            sa.Column(name, sa.Integer(), nullable=False)
+            for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+        ),
+        sa.Column("cost_usd", sa.Float(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name="fk_usage_months_user_id_users", ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", "month", name="pk_usage_months"),
+    )
     op.execute(BACKFILL_PARENTS)
     op.execute(BACKFILL_LEAVES)
     statements = SQLITE_FTS if op.get_bind().dialect.name == "sqlite" else POSTGRES_FTS
@@ -137,8 +159,7 @@ def downgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     for statement in SQLITE_FTS_DROP if sqlite else POSTGRES_FTS_DROP:
         op.execute(statement)
-    with op.batch_alter_table("turns", schema=None) as batch_op:
-        batch_op.drop_index("ix_turns_user_created")
+    op.drop_table("usage_months")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_messages_parent_id_messages"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_messages_parent_id"))
