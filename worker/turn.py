@@ -45,6 +45,7 @@ from shared.turns.ending import Ending, end_turn
 from shared.turns.restart import restart_turn
 from shared.turns.state import ReplyText, TurnSuperseded
 from shared.turns.stream import TurnPublisher, last_logged_seq
+from shared.usage import current_month, record_usage
 from worker.coalesce import Coalescer
 from worker.context import WorkerContext
 from worker.errors import (
@@ -160,6 +161,13 @@ async def _execute(ctx: WorkerContext, turn_id: int, attempt: int) -> str:
         outcome = await run.run()
         if isinstance(outcome, HandBack):
             await _hand_back(ctx, turn_id, attempt, run.publisher.seq)
+            # The next attempt writes the reply again, but these tokens were spent: the user's
+            # month counts them (the reply row keeps the last attempt's).
+            spent = run.reply_text().usage
+            if spent is not None:
+                await ctx.db.write(
+                    partial(record_usage, user_id=job.user_id, month=current_month(), usage=spent)
+                )
         else:
             await _end(ctx, outcome, turn_id, attempt, run.publisher.seq)
             if outcome.name == "completed" and _may_need_title(ctx, job):
@@ -354,7 +362,7 @@ class TurnRun:
             await self.coalescer.flush()  # what was said before the end goes out before it
         finally:
             await self.coalescer.aclose()
-        text = self._reply_text()
+        text = self.reply_text()
         if converse in done:
             if error is not None:
                 return ending.failed(text, describe_error(error, self.job.turn_id))
@@ -416,7 +424,7 @@ class TurnRun:
                     await self._say(STOPPED_LOOKING.format(n=self.ctx.settings.max_tool_rounds))
                 return
 
-    def _reply_text(self) -> ReplyText:
+    def reply_text(self) -> ReplyText:
         """The reply as it ends, with the usage of all its rounds, priced by its model."""
         model = self.usage.model or self.ctx.settings.model
         return ReplyText(

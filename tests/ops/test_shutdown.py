@@ -19,8 +19,10 @@ from typing import Any
 
 from shared.conversations import messages_of
 from shared.db import session_scope
+from shared.usage import current_month, month_usage
 from tests.support.client import WsClient, text_of, turn_frames
 from tests.support.data import make_account, make_project
+from tests.support.model_log import answered
 from tests.support.processes import REPO, Proc, StackFactory, wait_for
 from tests.worker.test_faults import assert_clean_sequence, first_text, stored_turn
 
@@ -102,6 +104,14 @@ class TestApiShutdown:
         assert [r.content for r in replies] == [WORDS_200]
 
 
+def input_side(usage: dict[str, Any]) -> int:
+    return int(
+        usage["input_tokens"]
+        + (usage.get("cache_read_input_tokens") or 0)
+        + (usage.get("cache_creation_input_tokens") or 0)
+    )
+
+
 class TestWorkerShutdown:
     def test_a_turn_past_the_grace_period_is_handed_to_another_worker(
         self, isolated: StackFactory, project_dir: Path
@@ -131,6 +141,16 @@ class TestWorkerShutdown:
         assert stored.status == "complete" and stored.attempt == 2
         assert stored.worker is not None and stored.worker != leaving_name
         assert [r.content for r in replies] == [WORDS_400]
+        # Both attempts' prompts were spent: the reply keeps the last one's, the user's month
+        # counts both (the stand-in reports the input side in message_start, cached or not).
+        first, second = (input_side(r["usage"]) for r in answered(isolated.model_url, project))
+        reply = replies[0]
+        assert reply.input_tokens + reply.cache_read_tokens + reply.cache_write_tokens == second
+        with session_scope() as session:
+            spent = month_usage(session, acct.user_id, current_month())
+        assert spent.input_tokens + spent.cache_read_tokens + spent.cache_write_tokens == (
+            first + second
+        )
 
         [restart] = status_json(isolated)["restarted_last_hour"]
         assert restart == {
