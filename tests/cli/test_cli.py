@@ -276,20 +276,14 @@ def test_projects_set_backlog_writes_and_web(cli: Cli, project_dir: Path) -> Non
 
 
 def spend(engine: Engine, user: str, tokens: tuple[int, int, int, int], cost: float) -> None:
-    """A reply of `user` that used `tokens` (input, output, cache read, cache write) now."""
-    from shared import conversations as convs
-    from shared.models import Message
+    """`user` spent `tokens` (input, output, cache read, cache write) this month, as a reply's
+    ending records it in the ledger."""
+    from shared.usage import Usage, current_month, record_usage
 
     with Session(engine) as s:
         owner = auth.get_user(s, user)
         assert owner.id is not None
-        conv = convs.create_conversation(s, "demo", owner.id)
-        turn = convs.start_turn(s, conv, "question").turn
-        reply = Message(conversation_id=conv.id or 0, role="assistant", turn_id=turn.id)
-        reply.input_tokens, reply.output_tokens = tokens[0], tokens[1]
-        reply.cache_read_tokens, reply.cache_write_tokens = tokens[2], tokens[3]
-        reply.cost_usd = cost
-        s.add(reply)
+        record_usage(s, user_id=owner.id, month=current_month(), usage=Usage(*tokens, cost))
         s.commit()
 
 
