@@ -25,7 +25,7 @@ INTERVAL_S = 0.5
 
 
 class Saving(Protocol):
-    """What a running turn offers the writer (worker.turn.TurnRun)."""
+    """What a running turn offers the writer (worker.run.TurnRun)."""
 
     turn_id: int
     attempt: int

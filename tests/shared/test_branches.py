@@ -21,7 +21,7 @@ from shared.models import Conversation, Message, TurnStatus
 from shared.turns import state
 from shared.turns.state import ReplyText
 from tests.support.db import Ids, claim_with_reply, conv_of, message_row, new_user, turn_row
-from worker.turn import load_turn
+from worker.job import load_turn
 
 BEFORE_BRANCHES = "c4a7e1f09b2d"  # the revision before the message tree
 

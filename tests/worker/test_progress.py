@@ -17,7 +17,7 @@ from worker.progress import ProgressWriter
 
 @dataclass(eq=False)
 class FakeTurn:
-    """A running turn as the writer sees it (worker.turn.TurnRun implements the same)."""
+    """A running turn as the writer sees it (worker.run.TurnRun implements the same)."""
 
     turn_id: int
     attempt: int

@@ -23,7 +23,7 @@ from tests.support.processes import Stack
 from tests.worker.test_faults import assert_clean_sequence, stored_turn
 from worker.errors import CONTEXT_TOO_LONG, REFUSED
 from worker.rounds import LIMIT_NOTE
-from worker.turn import STOPPED_LOOKING
+from worker.run import STOPPED_LOOKING
 
 
 def words(n: int) -> str:

@@ -29,19 +29,21 @@ from shared.devtools.demo_model.blocks import (
     Block,
     InvalidRequest,
     ReplyPlan,
-    ServerCall,
-    ServerResult,
-    TextPart,
-    ToolCall,
 )
 from shared.devtools.demo_model.cache import PromptCache
 from shared.devtools.demo_model.planning import (
-    json_chunks,
     plan_reply,
-    text_chunks,
     with_prefix_text,
 )
 from shared.devtools.demo_model.titles import is_title_request, title_plan
+from shared.devtools.demo_model.wire import (
+    block_json,
+    deltas,
+    message,
+    output_tokens,
+    server_tool_use,
+    sse,
+)
 
 MIDSTREAM = "Overloaded (demo model [[error-midstream]])"
 ERROR_TYPES = {
@@ -117,65 +119,6 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"type": "error", "error": error}, status, headers=headers)
 
 
-def _output_tokens(blocks: tuple[Block, ...]) -> int:
-    out = 0
-    for b in blocks:
-        if isinstance(b, TextPart):
-            out += len(b.text.split())
-        elif isinstance(b, ToolCall | ServerCall):
-            out += len(json.dumps(b.input)) // 4
-    return max(1, out)
-
-
-def _server_tool_use(blocks: tuple[Block, ...]) -> dict[str, int] | None:
-    calls = [b.name for b in blocks if isinstance(b, ServerCall)]
-    if not calls:
-        return None
-    return {
-        "web_search_requests": calls.count("web_search"),
-        "web_fetch_requests": calls.count("web_fetch"),
-    }
-
-
-def _block_json(block: Block, empty: bool = False) -> dict[str, Any]:
-    if isinstance(block, TextPart):
-        return {"type": "text", "text": "" if empty else block.text}
-    if isinstance(block, ServerResult):
-        return dict(block.data)
-    return {
-        "type": "server_tool_use" if isinstance(block, ServerCall) else "tool_use",
-        "id": block.id,
-        "name": block.name,
-        "input": {} if empty else block.input,
-    }
-
-
-def _message(
-    msg_id: str,
-    body: Mapping[str, Any],
-    blocks: tuple[Block, ...],
-    stop_reason: str | None,
-    usage: Mapping[str, Any],
-) -> dict[str, Any]:
-    full_usage = {**usage, "output_tokens": _output_tokens(blocks) if stop_reason else 1}
-    if stop_reason and (server := _server_tool_use(blocks)) is not None:
-        full_usage["server_tool_use"] = server
-    return {
-        "id": msg_id,
-        "type": "message",
-        "role": "assistant",
-        "model": body["model"],
-        "content": [_block_json(b) for b in blocks] if stop_reason else [],
-        "stop_reason": stop_reason,
-        "stop_sequence": None,
-        "usage": full_usage,
-    }
-
-
-def _sse(event: str, **fields: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps({'type': event, **fields})}\n\n".encode()
-
-
 async def _hold(state: _State, plan: ReplyPlan) -> tuple[Block, ...]:
     """Wait at the barrier, if any; the blocks to send (with the barrier's text first)."""
     if plan.barrier is None:
@@ -184,46 +127,37 @@ async def _hold(state: _State, plan: ReplyPlan) -> tuple[Block, ...]:
     return with_prefix_text(plan.blocks, text)
 
 
-def _deltas(block: Block) -> list[dict[str, Any]]:
-    if isinstance(block, TextPart):
-        return [{"type": "text_delta", "text": t} for t in text_chunks(block.text)]
-    if isinstance(block, ServerResult):
-        return []  # result blocks arrive whole in content_block_start
-    fragments = ["", *json_chunks(block.input)]  # the real API starts with an empty one too
-    return [{"type": "input_json_delta", "partial_json": p} for p in fragments]
-
-
 async def _sse_events(
     state: _State, plan: ReplyPlan, body: Mapping[str, Any], msg_id: str, usage: dict[str, Any]
 ) -> AsyncGenerator[bytes, None]:
     """The response as SSE events. The output tokens reported in message_delta are added to
     `usage` (the request's recorded entry), so a test sees everything a turn was told."""
-    yield _sse("message_start", message=_message(msg_id, body, plan.blocks, None, usage))
+    yield sse("message_start", message=message(msg_id, body, plan.blocks, None, usage))
     blocks, sent = await _hold(state, plan), 0
     for index, block in enumerate(blocks):
-        yield _sse("content_block_start", index=index, content_block=_block_json(block, True))
+        yield sse("content_block_start", index=index, content_block=block_json(block, True))
         if index == 0:
-            yield _sse("ping")
-        for delta in _deltas(block):
+            yield sse("ping")
+        for delta in deltas(block):
             if sent and plan.delay_s:
                 await asyncio.sleep(plan.delay_s)
-            yield _sse("content_block_delta", index=index, delta=delta)
+            yield sse("content_block_delta", index=index, delta=delta)
             sent += 1
             if sent == 1 and plan.error_midstream:
-                yield _sse("error", error={"type": "overloaded_error", "message": MIDSTREAM})
+                yield sse("error", error={"type": "overloaded_error", "message": MIDSTREAM})
                 return
             if sent == 1 and plan.stall_s:
                 await asyncio.sleep(plan.stall_s)
-        yield _sse("content_block_stop", index=index)
+        yield sse("content_block_stop", index=index)
     ending: dict[str, Any] = {"stop_reason": plan.stop_reason, "stop_sequence": None}
     if plan.stop_details is not None:
         ending["stop_details"] = plan.stop_details
-    end_usage: dict[str, Any] = {"output_tokens": _output_tokens(blocks)}
+    end_usage: dict[str, Any] = {"output_tokens": output_tokens(blocks)}
     usage["output_tokens"] = end_usage["output_tokens"]
-    if (server := _server_tool_use(blocks)) is not None:
+    if (server := server_tool_use(blocks)) is not None:
         end_usage["server_tool_use"] = server
-    yield _sse("message_delta", delta=ending, usage=end_usage)
-    yield _sse("message_stop")
+    yield sse("message_delta", delta=ending, usage=end_usage)
+    yield sse("message_stop")
 
 
 class _TrackedStream(StreamingResponse):
@@ -293,9 +227,9 @@ async def _answer(state: _State, body: Any, retry_count: str, entry: dict[str, A
         state.closed("in_flight", plan.barrier is not None)
     if plan.error_midstream:
         return _error(529, MIDSTREAM)
-    message = _message(msg_id, body, blocks, plan.stop_reason, usage)
-    usage["output_tokens"] = message["usage"]["output_tokens"]
-    return JSONResponse(message, headers={"request-id": f"req_{msg_id}"})
+    answer = message(msg_id, body, blocks, plan.stop_reason, usage)
+    usage["output_tokens"] = answer["usage"]["output_tokens"]
+    return JSONResponse(answer, headers={"request-id": f"req_{msg_id}"})
 
 
 async def _requests(request: Request) -> Response:
