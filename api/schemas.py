@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
-
-
-def iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).isoformat()
 
 
 class ConversationSummary(BaseModel):

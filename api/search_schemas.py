@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, field_validator
 
-from api.schemas import iso
+from shared.models import iso
 from shared.search import SearchHit
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")

@@ -115,6 +115,15 @@ def cut_at_pending(path: list[Message], pending_question_id: int | None) -> list
     return path
 
 
+def shown_path(tree: Tree, active_leaf_id: int | None, active: Turn | None) -> list[Message]:
+    """The path a client is shown: from the active leaf, cut at the question of a running
+    turn `active` whose reply does not exist yet."""
+    path = tree.path(active_leaf_id)
+    if active is not None and not any(m.turn_id == active.id for m in tree.by_id.values()):
+        path = cut_at_pending(path, active.user_message_id)
+    return path
+
+
 # ---- where a new turn attaches (validated: the client names these ids) -----------------------
 
 

@@ -97,6 +97,15 @@ def list_conversations(
     return [ConversationWithCount(conv, int(n)) for conv, n in rows]
 
 
+def message_count(session: Session, conversation_id: int) -> int:
+    """All its messages, every branch (as `list_conversations` counts them)."""
+    return int(
+        session.exec(
+            select(func.count(col(Message.id))).where(Message.conversation_id == conversation_id)
+        ).one()
+    )
+
+
 def messages_of(session: Session, conversation_id: int) -> list[Message]:
     return list(
         session.exec(

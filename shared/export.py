@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
 
 from shared import branches
 from shared import conversations as convs
-from shared.models import Conversation, Message, utcnow
+from shared.models import Conversation, Message, iso, utcnow
+from shared.usage import usage_of
 
 FORMAT_VERSION = 1
 USAGE_FIELDS = (
@@ -29,13 +29,6 @@ USAGE_FIELDS = (
     "cache_write_tokens",
     "cost_usd",
 )
-
-
-def iso(dt: datetime | None) -> str | None:
-    """Stored times are UTC (SQLite and PostgreSQL give them back without a zone)."""
-    if dt is None:
-        return None
-    return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).isoformat()
 
 
 @dataclass(frozen=True)
@@ -53,22 +46,9 @@ def snapshot(session: Session, conv: Conversation) -> Snapshot:
     still waiting for its reply, and every message."""
     assert conv.id is not None
     tree = branches.load_tree(session, conv.id)
-    path = tree.path(conv.active_leaf_id)
-    active = convs.active_turn(session, conv.id)
-    if active is not None and not any(m.turn_id == active.id for m in tree.by_id.values()):
-        path = branches.cut_at_pending(path, active.user_message_id)
+    path = branches.shown_path(tree, conv.active_leaf_id, convs.active_turn(session, conv.id))
     messages = [tree.by_id[i] for i in sorted(tree.by_id)]
     return Snapshot(conv, messages, path, utcnow())
-
-
-def usage_totals(messages: Iterable[Message]) -> dict[str, Any]:
-    """The five usage fields summed over messages (every branch: all of it was paid for)."""
-    totals: dict[str, Any] = dict.fromkeys(USAGE_FIELDS, 0)
-    for msg in messages:
-        for name in USAGE_FIELDS:
-            totals[name] += getattr(msg, name) or 0
-    totals["cost_usd"] = round(float(totals["cost_usd"]), 6)
-    return totals
 
 
 def _usage_of(msg: Message) -> dict[str, Any]:
@@ -110,7 +90,7 @@ def to_json(snap: Snapshot) -> dict[str, Any]:
             for m in snap.messages
         ],
         "active_path": [m.id for m in snap.path],
-        "usage": usage_totals(snap.messages),
+        "usage": usage_of(snap.messages).as_dict(),
     }
 
 
@@ -167,7 +147,7 @@ def to_markdown(snap: Snapshot) -> str:
         "",
         "---",
         "",
-        f"*Conversation total (every branch): {_usage_line(usage_totals(snap.messages))}.*",
+        f"*Conversation total (every branch): {_usage_line(usage_of(snap.messages).as_dict())}.*",
         "",
     ]
     return "\n".join(lines)

@@ -25,6 +25,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso(dt: datetime | None) -> str | None:
+    """A stored time as ISO 8601 in UTC (SQLite and PostgreSQL give them back without a zone)."""
+    if dt is None:
+        return None
+    return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).isoformat()
+
+
 def no_tool_calls() -> list[dict[str, Any]]:
     # A plain function, not the builtin `list`: pydantic inspects a default factory's signature
     # on every construction, and a builtin's costs a text parse (7x the whole construction).

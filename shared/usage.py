@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlmodel import Session, select
 
 from shared.config import ModelPrice, Settings
 from shared.errors import AssistantError
-from shared.models import UsageMonth, User
+from shared.models import Message, UsageMonth, User
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,20 @@ class Usage:
             self.cache_read_tokens,
             self.cache_write_tokens,
         )
+
+
+def usage_of(messages: Iterable[Message]) -> Usage:
+    """These messages' usage summed (a conversation's: every branch, all of it was paid for)."""
+    total = Usage()
+    for m in messages:
+        total = Usage(
+            total.input_tokens + m.input_tokens,
+            total.output_tokens + m.output_tokens,
+            total.cache_read_tokens + m.cache_read_tokens,
+            total.cache_write_tokens + m.cache_write_tokens,
+            total.cost_usd + m.cost_usd,
+        )
+    return replace(total, cost_usd=round(total.cost_usd, 8))
 
 
 def price_of(settings: Settings, model: str | None) -> ModelPrice | None:

@@ -6,16 +6,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import func
-from sqlmodel import col, select
 
 from api.deps import CurrentUser, ReadSessionDep, SessionDep
-from api.routes.conversations import ConversationId
-from api.schemas import ConversationSummary, iso
+from api.routes.conversations import ConversationId, summary_of
+from api.schemas import ConversationSummary
 from api.search_schemas import ConversationExport, RenameRequest
 from shared import conversations as convs
 from shared import export, projects
-from shared.models import Message, TitleSource
+from shared.models import TitleSource
 
 router = APIRouter(prefix="/api/assistant/conversations", tags=["assistant-chat"])
 
@@ -35,18 +33,9 @@ def rename_conversation(
     conv.title = body.title
     conv.title_source = TitleSource.user
     session.add(conv)
-    count = session.exec(
-        select(func.count(col(Message.id))).where(Message.conversation_id == conversation_id)
-    ).one()
+    count = convs.message_count(session, conversation_id)
     session.commit()  # before the response: a search right after it must find the new title
-    return ConversationSummary(
-        id=conversation_id,
-        project_name=conv.project_name,
-        title=conv.title,
-        created_at=iso(conv.created_at),
-        updated_at=iso(conv.updated_at),
-        message_count=int(count),
-    )
+    return summary_of(conv, count)
 
 
 _MARKDOWN = {

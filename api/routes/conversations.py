@@ -18,14 +18,14 @@ from api.schemas import (
     Success,
     TurnPublic,
     UsageTotals,
-    iso,
 )
 from api.turns import cancel_turn
 from shared import branches, projects
 from shared import conversations as convs
 from shared.db import read_scope
 from shared.errors import Conflict
-from shared.models import Conversation, Message, Turn
+from shared.models import Conversation, Message, Turn, iso
+from shared.usage import usage_of
 
 router = APIRouter(prefix="/api/assistant/conversations", tags=["assistant-chat"])
 
@@ -34,7 +34,7 @@ ConversationId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 REPLY_RUNNING = "A reply is still being generated in this conversation; cancel it first"
 
 
-def _summary(conv: Conversation, count: int) -> ConversationSummary:
+def summary_of(conv: Conversation, count: int) -> ConversationSummary:
     assert conv.id is not None
     return ConversationSummary(
         id=conv.id,
@@ -54,7 +54,7 @@ def list_conversations(
     projects.get_project(session, project_name)
     assert user.id is not None
     return [
-        _summary(s.conversation, s.message_count)
+        summary_of(s.conversation, s.message_count)
         for s in convs.list_conversations(session, project_name, user.id)
     ]
 
@@ -68,7 +68,7 @@ def create_conversation(
     assert user.id is not None
     conv = convs.create_conversation(session, project_name, user.id)
     session.commit()  # before the response: the client may use the id at once
-    return _summary(conv, 0)
+    return summary_of(conv, 0)
 
 
 @router.get("/{project_name}/{conversation_id}", response_model=ConversationDetail)
@@ -104,11 +104,8 @@ def _detail(session: Session, conv: Conversation) -> ConversationDetail:
     assert conv.id is not None
     tree = branches.load_tree(session, conv.id)
     active = convs.active_turn(session, conv.id)
-    path = tree.path(conv.active_leaf_id)
-    if active is not None and not any(m.turn_id == active.id for m in tree.by_id.values()):
-        path = branches.cut_at_pending(path, active.user_message_id)
+    path = branches.shown_path(tree, conv.active_leaf_id, active)
     leaf = tree.leaf(conv.active_leaf_id)
-    everything = tree.by_id.values()
     return ConversationDetail(
         id=conv.id,
         project_name=conv.project_name,
@@ -119,13 +116,7 @@ def _detail(session: Session, conv: Conversation) -> ConversationDetail:
         active_turn_id=active.id if active else None,
         active_leaf_id=leaf.id if leaf else None,
         title_source=conv.title_source,
-        usage=UsageTotals(
-            input_tokens=sum(m.input_tokens for m in everything),
-            output_tokens=sum(m.output_tokens for m in everything),
-            cache_read_tokens=sum(m.cache_read_tokens for m in everything),
-            cache_write_tokens=sum(m.cache_write_tokens for m in everything),
-            cost_usd=sum(m.cost_usd for m in everything),
-        ),
+        usage=UsageTotals(**usage_of(tree.by_id.values()).as_dict()),
     )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import AdminUser, CurrentUser, ReadSessionDep, SessionDep
-from api.schemas import ProjectCreate, ProjectPublic, Success, iso
+from api.schemas import ProjectCreate, ProjectPublic, Success
 from shared import projects
-from shared.models import Project
+from shared.models import Project, iso
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
