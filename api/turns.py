@@ -8,11 +8,11 @@ from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
 from shared.config import Settings
-from shared.conversations import active_turn, storable_id
+from shared.conversations import active_turn
 from shared.db import read_scope
 from shared.errors import NotFound
 from shared.group_commit import Writes
-from shared.models import Turn, TurnStatus
+from shared.models import Turn, TurnStatus, storable_id
 from shared.turns import ending
 from shared.turns.stream import cancel_key
 from worker.celery_app import enqueue_turn

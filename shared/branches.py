@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, func, literal
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from shared.errors import InvalidInput, NotFound
-from shared.models import Message, Turn
+from shared.models import Message, Turn, storable_id
 
 MESSAGE_NOT_FOUND = "Message not found"
 PARENT_NOT_A_REPLY = (
@@ -154,13 +154,13 @@ def path_end(session: Session, conversation_id: int, active_leaf_id: int | None)
 
 
 def own_message(session: Session, conversation_id: int, message_id: int) -> Message | None:
-    """Message `message_id` if it belongs to this conversation. The client names the id, up
-    to 64 bits; compared as a 64-bit value, so an id past the column's range (32 bits on
-    PostgreSQL) is simply absent instead of a database error."""
+    """Message `message_id` if it belongs to this conversation (the client names the id: one
+    past the column's range is simply absent)."""
+    if not storable_id(message_id):
+        return None
     return session.exec(
         select(Message).where(
-            col(Message.id) == literal(message_id, BigInteger),
-            col(Message.conversation_id) == conversation_id,
+            col(Message.id) == message_id, col(Message.conversation_id) == conversation_id
         )
     ).first()
 

@@ -19,19 +19,13 @@ from shared.models import (
     Conversation,
     Message,
     Turn,
+    storable_id,
     utcnow,
 )
 from shared.protocol import greeting
 
 TITLE_CHARS = 50  # as the original: the first 50 characters, then "..." (fits the 100 column)
 BUSY = "A reply is still being generated in this conversation; wait or cancel it"
-# The largest id both databases store: primary keys are INTEGER, 32-bit on PostgreSQL. A
-# larger id (valid in the protocol) cannot name a row, and PostgreSQL refuses to compare it.
-MAX_ID = 2**31 - 1
-
-
-def storable_id(value: int) -> bool:
-    return 0 < value <= MAX_ID
 
 
 @dataclass(frozen=True)

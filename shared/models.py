@@ -25,6 +25,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The largest id both databases store: primary keys are INTEGER, 32-bit on PostgreSQL. A
+# larger id (valid in the protocol, which takes 64 bits) cannot name a row, and PostgreSQL
+# refuses to compare one: look a client's id up only if it is storable.
+MAX_ID = 2**31 - 1
+
+
+def storable_id(value: int) -> bool:
+    return 0 < value <= MAX_ID
+
+
 def iso(dt: datetime | None) -> str | None:
     """A stored time as ISO 8601 in UTC (SQLite and PostgreSQL give them back without a zone)."""
     if dt is None:

@@ -13,7 +13,7 @@ from shared import conversations as convs
 from shared.config import Settings
 from shared.db import read_scope
 from shared.errors import NotFound, Unauthorized
-from shared.models import Message, Turn, TurnStatus
+from shared.models import Message, Turn, TurnStatus, storable_id
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def owns_conversation(user_id: int, project: str, conversation_id: int) -> bool:
 def load_turn(user_id: int, project: str, turn_id: int) -> Turn:
     """The caller's turn in this project (anything else is indistinguishable from absent)."""
     with read_scope() as session:
-        turn = session.get(Turn, turn_id) if convs.storable_id(turn_id) else None
+        turn = session.get(Turn, turn_id) if storable_id(turn_id) else None
         if turn is None or turn.user_id != user_id:
             raise NotFound("Turn not found")
         # The turn must belong to this project too (the conversation check covers the user).
