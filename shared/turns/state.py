@@ -197,33 +197,36 @@ def finish_running(
     message_status: MessageStatus | None = None,
 ) -> int | None:
     """running -> complete | cancelled | failed, storing the reply with the matching status
-    (or `message_status`, e.g. refused), its references, stop reason, usage and model (in
-    the same UPDATE), and adding the usage to its user's month in the ledger."""
-    seq = _end(session, turn_id, attempt, RUNNING, after_seq, status, error)
-    if seq is not None:
-        extra: dict[str, Any] = {}
-        if reply.references is not None:
-            extra["references"] = reply.references
-        if reply.stop_reason is not None:
-            extra["stop_reason"] = reply.stop_reason
-        if reply.usage is not None:
-            extra.update(reply.usage.as_dict())
-            owner = session.execute(select(Turn.user_id).where(col(Turn.id) == turn_id)).scalar()
-            if owner is not None:
-                record_usage(session, user_id=owner, month=current_month(), usage=reply.usage)
-        if reply.model is not None:
-            extra["model"] = reply.model[:100]
-        session.execute(
-            update(Message)
-            .where(col(Message.id) == reply.message_id)
-            .values(
-                content=reply.content,
-                tool_calls=reply.tool_calls,
-                status=message_status or TERMINAL_MESSAGE_STATUS[status],
-                updated_at=utcnow(),
-                **extra,
-            )
+    (or `message_status`, e.g. refused), its references, stop reason, usage and model in one
+    UPDATE of its row (which the search index then takes once), and adding the usage to its
+    user's month in the ledger."""
+    now = utcnow()
+    seq = _advance(session, turn_id, attempt, RUNNING, after_seq, _ended(status, error, now))
+    if seq is None:
+        return None
+    extra: dict[str, Any] = {}
+    if reply.references is not None:
+        extra["references"] = reply.references
+    if reply.stop_reason is not None:
+        extra["stop_reason"] = reply.stop_reason
+    if reply.usage is not None:
+        extra.update(reply.usage.as_dict())
+    if reply.model is not None:
+        extra["model"] = reply.model[:100]
+    session.execute(
+        update(Message)
+        .where(col(Message.id) == reply.message_id)
+        .values(
+            content=reply.content,
+            tool_calls=reply.tool_calls,
+            status=message_status or TERMINAL_MESSAGE_STATUS[status],
+            updated_at=now,
+            **extra,
         )
+    )
+    owner = _close(session, turn_id, status, now)
+    if reply.usage is not None:
+        record_usage(session, user_id=owner, month=current_month(), usage=reply.usage)
     return seq
 
 
@@ -290,22 +293,31 @@ def _end(
     error: str | None,
 ) -> int | None:
     now = utcnow()
-    values = {"status": status, "error": error, "finished_at": now}
-    seq = _advance(session, turn_id, attempt, from_statuses, after_seq, values)
-    if seq is None:
-        return None
-    # A reply left "streaming" (by this attempt or an earlier one) ends with the turn; its text
-    # so far is kept. finish_running then stores this attempt's own text over it.
+    seq = _advance(session, turn_id, attempt, from_statuses, after_seq, _ended(status, error, now))
+    if seq is not None:
+        _close(session, turn_id, status, now)
+    return seq
+
+
+def _ended(status: TurnStatus, error: str | None, now: datetime) -> dict[str, Any]:
+    return {"status": status, "error": error, "finished_at": now}
+
+
+def _close(session: Session, turn_id: int, status: TurnStatus, now: datetime) -> int:
+    """After a turn ended: a reply left "streaming" (by this attempt or an earlier one) ends
+    with it, its text so far kept, and the conversation was active now. The turn's user."""
     session.execute(
         update(Message)
         .where(col(Message.turn_id) == turn_id, col(Message.status) == MessageStatus.streaming)
         .values(status=TERMINAL_MESSAGE_STATUS[status], updated_at=now)
     )
-    conversation_id = session.exec(select(Turn.conversation_id).where(Turn.id == turn_id)).one()
+    conversation_id, user_id = session.execute(
+        select(Turn.conversation_id, Turn.user_id).where(col(Turn.id) == turn_id)
+    ).one()
     session.execute(
         update(Conversation).where(col(Conversation.id) == conversation_id).values(updated_at=now)
     )
-    return seq
+    return int(user_id)
 
 
 def _advance(
